@@ -1,0 +1,403 @@
+"""``FeatureStoreAdapter``: the contract's batch and online lookups over any store.
+
+Build one with :func:`fs_augment.connect` (from an environment's config) or
+directly from backend instances. The adapter owns no I/O code of its own: it
+turns entity values into keys, asks the backends, and shapes the answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fs_augment.cache import TTLCache
+from fs_augment.errors import FeatureNotFoundError, SpineError, StoreError, StoreUnavailableError
+from fs_augment.keys import entity_texts, entity_to_text
+from fs_augment.monitoring import LookupMetrics
+from fs_augment.recipe import FeatureGroup, parse_feature_specs
+from fs_augment.stores.base import FeatureRequest, OfflineStore, OnlineStore
+
+__all__ = ["FeatureStoreAdapter"]
+
+logger = logging.getLogger("fs_augment.lookups")
+
+Groups = Sequence[FeatureGroup]
+
+
+def _as_groups(feature_specs: Any) -> tuple[FeatureGroup, ...]:
+    if isinstance(feature_specs, tuple) and all(isinstance(g, FeatureGroup) for g in feature_specs):
+        return feature_specs
+    if isinstance(feature_specs, list) and feature_specs and all(isinstance(g, FeatureGroup) for g in feature_specs):
+        return tuple(feature_specs)
+    return parse_feature_specs(feature_specs)
+
+
+def missing_entity_column(column: str, available: Sequence[Any], namespaces: Sequence[str]) -> SpineError:
+    """The error for a spine that lacks the column a namespace is keyed by."""
+    shown = ", ".join(map(str, available)) or "none"
+    return SpineError(
+        f"entity column {column!r} (keys namespace {', '.join(namespaces)}) is not in the spine; "
+        f"the spine has columns: {shown}. Add the column, or set entity_column for the "
+        "namespace in the recipe"
+    )
+
+
+def to_utc(values: pd.Series, column: str) -> pd.Series:
+    """Timestamps as ``datetime64[ns, UTC]``: naive times are read as UTC."""
+    try:
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            out = values.dt.tz_convert("UTC")
+        else:
+            out = pd.to_datetime(values, utc=True)
+    except (ValueError, TypeError) as exc:
+        raise SpineError(f"timestamp column {column!r} cannot be read as times: {exc}") from None
+    return out.astype("datetime64[ns, UTC]")
+
+
+class FeatureStoreAdapter:
+    """The standard feature store interface of one environment.
+
+    Parameters
+    ----------
+    online : OnlineStore
+        Latest values by key (Redis, Redis Cluster or the embedded store).
+    offline : OfflineStore, optional
+        Feature history for point-in-time training lookups.
+    env : str
+        The environment's name, for messages.
+    cache_ttl : float
+        Seconds an online lookup's values are cached in process; 0 disables.
+    cache_max_entries : int
+        Bound of the cache, in values.
+    on_store_error : {"raise", "default"}
+        What an online lookup does when the store is down: raise, or answer
+        missing values (the recipe's defaults) and count it. Batch lookups
+        always raise.
+    debug_logging : bool
+        Log every lookup (counts and timings, never values) at DEBUG.
+
+    Examples
+    --------
+    >>> import fs_augment
+    >>> with fs_augment.connect("local", "config") as store:  # doctest: +SKIP
+    ...     store.online_get_features({"user_id": "user123"},
+    ...                               [{"namespace": "user_demographics", "features": ["age"]}])
+    {'user_demographics:age': 34}
+    """
+
+    def __init__(
+        self,
+        online: OnlineStore,
+        offline: OfflineStore | None = None,
+        *,
+        env: str = "custom",
+        cache_ttl: float = 0,
+        cache_max_entries: int = 100_000,
+        on_store_error: str = "raise",
+        debug_logging: bool = False,
+        metrics: LookupMetrics | None = None,
+    ) -> None:
+        if on_store_error not in ("raise", "default"):
+            raise ValueError(f"on_store_error must be 'raise' or 'default', got {on_store_error!r}")
+        self.online = online
+        self.offline = offline
+        self.env = env
+        self.cache = TTLCache(cache_ttl, cache_max_entries) if cache_ttl else None
+        self.on_store_error = on_store_error
+        self.debug_logging = debug_logging
+        self.metrics = metrics if metrics is not None else LookupMetrics()
+
+    # --- lifecycle -------------------------------------------------------
+    def close(self) -> None:
+        """Release the stores' connections."""
+        self.online.close()
+        if self.offline is not None:
+            self.offline.close()
+
+    def __enter__(self) -> FeatureStoreAdapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        offline = self.offline.describe() if self.offline is not None else None
+        return f"FeatureStoreAdapter(env={self.env!r}, online={self.online.describe()!r}, offline={offline!r})"
+
+    # --- the contract's two calls -----------------------------------------
+    def batch_get_features(
+        self, entity_spine: list[dict[str, Any]], feature_specs: list[dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """Latest features of many entities (CONTRACT 4.2).
+
+        Parameters
+        ----------
+        entity_spine : list of dict
+            Rows of entity keys, e.g. ``[{"user_id": "123", "product_id": "456"}]``.
+        feature_specs : list of dict
+            ``[{"namespace": "user_demographics", "features": ["age"]}]``
+            (``feature_namespace`` is accepted too).
+
+        Returns
+        -------
+        dict
+            ``{entity_key: {"namespace:feature": value, ...}}``: each entity key
+            holds the features of the namespaces keyed by its column; absent
+            values are None.
+        """
+        groups = _as_groups(feature_specs)
+        if isinstance(entity_spine, Mapping) or not isinstance(entity_spine, Sequence):
+            raise SpineError(f"entity_spine must be a list of dicts, got {type(entity_spine).__name__}")
+        columns: dict[str, list[str | None]] = {}
+        for group in groups:
+            if group.entity_column in columns:
+                continue
+            texts: list[str | None] = []
+            for i, row in enumerate(entity_spine):
+                if not isinstance(row, Mapping):
+                    raise SpineError(f"entity_spine[{i}] must be a dict, got {type(row).__name__}")
+                if group.entity_column not in row:
+                    raise missing_entity_column(
+                        group.entity_column, list(row), [g.namespace for g in groups
+                                                         if g.entity_column == group.entity_column])
+                texts.append(entity_to_text(row[group.entity_column], group.entity_column))
+            columns[group.entity_column] = texts
+        values = self._latest(columns, groups, online=False)
+        result: dict[str, dict[str, Any]] = {}
+        for group in groups:
+            entities = columns[group.entity_column]
+            for name in group.qualified_names:
+                for entity, value in zip(entities, values[name], strict=True):
+                    if entity is not None:
+                        result.setdefault(entity, {})[name] = value
+        return result
+
+    def online_get_features(
+        self, entity_keys: dict[str, Any], feature_specs: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Latest features of one entity row, in one round trip (CONTRACT 4.3).
+
+        Parameters
+        ----------
+        entity_keys : dict
+            ``{"user_id": "123", "product_id": "456"}``.
+        feature_specs : list of dict
+            As for :meth:`batch_get_features`.
+
+        Returns
+        -------
+        dict
+            ``{"namespace:feature": value}``; None where absent.
+        """
+        groups = _as_groups(feature_specs)
+        if not isinstance(entity_keys, Mapping):
+            raise SpineError(f"entity_keys must be a dict, got {type(entity_keys).__name__}")
+        columns: dict[str, list[str | None]] = {}
+        for group in groups:
+            column = group.entity_column
+            if column not in columns:
+                if column not in entity_keys:
+                    raise missing_entity_column(column, list(entity_keys), [group.namespace])
+                columns[column] = [entity_to_text(entity_keys[column], column)]
+        values = self._latest(columns, groups, online=True)
+        return {name: column[0] for name, column in values.items()}
+
+    # --- DataFrame level ---------------------------------------------------
+    def entity_columns(self, spine: pd.DataFrame, groups: Groups) -> dict[str, list[str | None]]:
+        """The spine's entity columns as key text (None for no entity), by column name."""
+        out: dict[str, list[str | None]] = {}
+        for group in groups:
+            column = group.entity_column
+            if column in out:
+                continue
+            if column not in spine.columns:
+                raise missing_entity_column(
+                    column, list(spine.columns), [g.namespace for g in groups if g.entity_column == column])
+            series = spine[column]
+            if isinstance(series, pd.DataFrame):
+                raise SpineError(f"the spine has more than one column named {column!r}")
+            out[column] = entity_texts(series, column)
+        return out
+
+    def lookup_columns(
+        self,
+        spine: pd.DataFrame,
+        groups: Groups,
+        *,
+        online: bool = False,
+        timestamp_column: str | None = None,
+        verify: bool = False,
+    ) -> dict[str, Any]:
+        """Feature values aligned row by row with ``spine`` (positionally).
+
+        With ``timestamp_column`` and ``online=False`` the values come from the
+        offline store, point-in-time correct; otherwise the latest values from
+        the online store. ``verify=True`` checks that a feature absent for
+        every row exists at all, raising :class:`FeatureNotFoundError` if not.
+
+        Returns
+        -------
+        dict
+            ``"namespace:feature"`` → sequence of values (None/NaN for missing).
+        """
+        groups = _as_groups(groups)
+        if timestamp_column is not None and not online:
+            return self._point_in_time(spine, groups, timestamp_column)
+        columns = self.entity_columns(spine, groups)
+        return self._latest(columns, groups, online=online, verify=verify)
+
+    def get_feature_frame(
+        self,
+        spine: pd.DataFrame,
+        feature_specs: list[dict[str, Any]],
+        *,
+        online: bool = False,
+        timestamp_column: str | None = None,
+    ) -> pd.DataFrame:
+        """Feature values as a DataFrame with ``spine``'s index, one column per feature.
+
+        Examples
+        --------
+        >>> frame = store.get_feature_frame(spine, [{"namespace": "user_demographics",
+        ...                                          "features": ["age"]}])  # doctest: +SKIP
+        >>> list(frame.columns)  # doctest: +SKIP
+        ['user_demographics:age']
+        """
+        groups = _as_groups(feature_specs)
+        values = self.lookup_columns(spine, groups, online=online, timestamp_column=timestamp_column)
+        data = {}
+        for name in (n for g in groups for n in g.qualified_names):
+            column = values[name]
+            data[name] = column if isinstance(column, np.ndarray) else np.asarray(column, dtype=object)
+        return pd.DataFrame(data, index=spine.index)
+
+    # --- internals -----------------------------------------------------------
+    def _latest(
+        self,
+        columns: Mapping[str, list[str | None]],
+        groups: Groups,
+        *,
+        online: bool,
+        verify: bool = False,
+    ) -> dict[str, Any]:
+        start = time.perf_counter()
+        requests: list[FeatureRequest] = []
+        codes_by_group: list[np.ndarray | None] = []
+        for group in groups:
+            texts = columns[group.entity_column]
+            if len(texts) == 1:
+                entity = texts[0]
+                requests.append(FeatureRequest(group.namespace, group.features, [] if entity is None else [entity]))
+                codes_by_group.append(None)
+                continue
+            codes, uniques = pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=True)
+            requests.append(FeatureRequest(group.namespace, group.features, uniques.tolist()))
+            codes_by_group.append(codes)
+
+        fetched = self._fetch(requests, online=online)
+
+        out: dict[str, Any] = {}
+        total = missing = 0
+        for group, codes, result in zip(groups, codes_by_group, fetched, strict=True):
+            for name, values in zip(group.qualified_names, result, strict=True):
+                if codes is None:
+                    column: Any = values if values else [None]
+                else:
+                    lookup = np.empty(len(values) + 1, dtype=object)
+                    lookup[:-1] = values
+                    lookup[-1] = None
+                    column = lookup[codes]
+                out[name] = column
+                n_missing = sum(v is None for v in values) + (
+                    int((codes < 0).sum()) if codes is not None else (not values))
+                total += len(values)
+                missing += n_missing
+                if verify and values and n_missing >= len(values):
+                    self._verify_feature(group.namespace, name.split(":", 1)[1])
+        elapsed = time.perf_counter() - start
+        self.metrics.record("online" if online else "batch", elapsed, values=total, missing=missing)
+        if self.debug_logging:
+            logger.debug("%s lookup: %d keys, %d missing, %.3f ms (env %s)",
+                         "online" if online else "batch", total, missing, elapsed * 1e3, self.env)
+        return out
+
+    def _fetch(self, requests: list[FeatureRequest], *, online: bool) -> list[list[list[Any]]]:
+        if not any(r.entities for r in requests):
+            return [[[] for _ in r.features] for r in requests]
+        cache = self.cache if online else None
+        if cache is not None:
+            cached = self._from_cache(requests)
+            if cached is not None:
+                return cached
+        try:
+            result = self.online.fetch(requests, online=online)
+        except StoreUnavailableError as exc:
+            kind = "online" if online else "batch"
+            if online and self.on_store_error == "default":
+                self.metrics.record_error(kind, exc, degraded=True)
+                logger.warning("online lookup answered with defaults: %s", exc)
+                return [[[None] * len(r.entities) for _ in r.features] for r in requests]
+            self.metrics.record_error(kind, exc)
+            raise
+        except StoreError as exc:
+            self.metrics.record_error("online" if online else "batch", exc)
+            raise
+        if cache is not None:
+            for request, values in zip(requests, result, strict=True):
+                for feature, column in zip(request.features, values, strict=True):
+                    for entity, value in zip(request.entities, column, strict=True):
+                        cache.set((request.namespace, feature, entity), value)
+        return result
+
+    def _from_cache(self, requests: list[FeatureRequest]) -> list[list[list[Any]]] | None:
+        assert self.cache is not None
+        absent = object()
+        out = []
+        for request in requests:
+            per_feature = []
+            for feature in request.features:
+                column = []
+                for entity in request.entities:
+                    value = self.cache.get((request.namespace, feature, entity), absent)
+                    if value is absent:
+                        return None
+                    column.append(value)
+                per_feature.append(column)
+            out.append(per_feature)
+        return out
+
+    def _verify_feature(self, namespace: str, feature: str) -> None:
+        if not self.online.has_feature(namespace, feature):
+            have = self.online.list_features(namespace)
+            listing = ", ".join(have) if have else "no features at all (unknown namespace?)"
+            raise FeatureNotFoundError(
+                f"feature {feature!r} of namespace {namespace!r} is not in the {self.online.describe()} "
+                f"store of environment {self.env!r}; the namespace has: {listing}"
+            )
+
+    def _point_in_time(self, spine: pd.DataFrame, groups: Groups, timestamp_column: str) -> dict[str, Any]:
+        if self.offline is None:
+            raise StoreError(
+                f"point-in-time lookups need an offline store, but environment {self.env!r} has no "
+                "feature_store.connection_info.offline_store_uri"
+            )
+        if timestamp_column not in spine.columns:
+            raise SpineError(
+                f"timestamp column {timestamp_column!r} is not in the spine; the spine has columns: "
+                f"{', '.join(map(str, spine.columns))}"
+            )
+        start = time.perf_counter()
+        prepared = pd.DataFrame(
+            {column: pd.Series(texts, dtype=object) for column, texts in self.entity_columns(spine, groups).items()}
+        )
+        prepared[timestamp_column] = to_utc(spine[timestamp_column], timestamp_column).reset_index(drop=True)
+        values = self.offline.point_in_time(prepared, groups, timestamp_column)
+        elapsed = time.perf_counter() - start
+        self.metrics.record("point_in_time", elapsed, values=len(spine) * sum(len(g.features) for g in groups),
+                            missing=0)
+        return values

@@ -1,0 +1,243 @@
+"""The key contract: entity values to text, key building, value codecs.
+
+Pure functions, no I/O. The online key of a feature is
+``{namespace}:{feature_name}:{entity_key}``; values are UTF-8 text holding
+JSON, or any other text read as the raw string.
+
+Examples
+--------
+>>> from fs_augment.keys import entity_to_text, feature_key, decode_value, encode_value
+>>> entity_to_text(123.0)
+'123'
+>>> feature_key("user_demographics", "age", "user123")
+'user_demographics:age:user123'
+>>> decode_value(b"1250.50"), decode_value(b"KR"), decode_value(b'"KR"')
+(1250.5, 'KR', 'KR')
+>>> encode_value("KR")
+'"KR"'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fs_augment.errors import RecipeError, SpineError
+
+try:  # a faster parser for the same JSON grammar
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    _orjson = None
+
+__all__ = [
+    "NAME_PATTERN",
+    "decode_value",
+    "decode_values",
+    "encode_value",
+    "entity_column_for",
+    "entity_texts",
+    "entity_to_text",
+    "feature_key",
+    "validate_name",
+]
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def validate_name(name: object, what: str, where: str = "") -> str:
+    """Return ``name`` if it is a valid namespace or feature name.
+
+    Raises :class:`~fs_augment.errors.RecipeError` naming ``what`` and
+    ``where`` otherwise.
+
+    Examples
+    --------
+    >>> validate_name("user_demographics", "namespace")
+    'user_demographics'
+    """
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        suffix = f" in {where}" if where else ""
+        raise RecipeError(
+            f"invalid {what} {name!r}{suffix}: names must match [A-Za-z0-9_.-]+"
+        )
+    return name
+
+
+def entity_column_for(namespace: str) -> str:
+    """The entity column a namespace is keyed by when the recipe does not say.
+
+    Examples
+    --------
+    >>> entity_column_for("user_demographics"), entity_column_for("session_summary")
+    ('user_id', 'session_id')
+    """
+    return namespace.split("_", 1)[0] + "_id"
+
+
+def feature_key(namespace: str, feature: str, entity: str) -> str:
+    """The online key ``{namespace}:{feature}:{entity}``."""
+    return f"{namespace}:{feature}:{entity}"
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float | np.floating):
+        return math.isnan(value)
+    return False
+
+
+def entity_to_text(value: Any, column: str | None = None) -> str | None:
+    """Turn one entity value into the text used in keys, or None for "no entity".
+
+    str is kept as is; integers (Python, NumPy, pandas nullable) are written in
+    decimal; a float with an integral value is written as that integer;
+    None/NaN/NA mean no entity. Anything else raises
+    :class:`~fs_augment.errors.SpineError` naming ``column``.
+
+    Examples
+    --------
+    >>> [entity_to_text(v) for v in ("u1", 5, 5.0, None, float("nan"))]
+    ['u1', '5', '5', None, None]
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        raise _bad_entity(value, column)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if _is_missing(value):
+        return None
+    if isinstance(value, float | np.floating) and math.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    raise _bad_entity(value, column)
+
+
+def _bad_entity(value: Any, column: str | None) -> SpineError:
+    where = f" in column {column!r}" if column is not None else ""
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return SpineError(
+        f"entity value {shown} of type {type(value).__name__}{where} cannot be a "
+        "key: entity values must be str, integers, integral floats or missing"
+    )
+
+
+def entity_texts(values: pd.Series | Sequence[Any], column: str | None = None) -> list[str | None]:
+    """Vectorised :func:`entity_to_text` over a column; None marks no entity.
+
+    Examples
+    --------
+    >>> entity_texts(pd.Series([1, 2, None], dtype="Int64"), "user_id")
+    ['1', '2', None]
+    """
+    if isinstance(values, pd.Series):
+        dtype = values.dtype
+        if dtype.kind in "iu":
+            if isinstance(dtype, pd.api.extensions.ExtensionDtype):  # nullable Int64 and friends
+                mask = values.isna().to_numpy()
+                ints = values.to_numpy(dtype="int64", na_value=0).tolist()
+                return [None if m else str(v) for v, m in zip(ints, mask.tolist(), strict=True)]
+            return [str(v) for v in values.to_numpy().tolist()]
+        if dtype.kind == "f":
+            arr = values.to_numpy(dtype="float64", na_value=np.nan)
+            nan = np.isnan(arr)
+            with np.errstate(invalid="ignore"):
+                ok = nan | (np.isfinite(arr) & (np.mod(arr, 1) == 0))
+            if not ok.all():
+                raise _bad_entity(float(arr[~ok][0]), column)
+            ints = np.where(nan, 0, arr).astype("int64").tolist()
+            return [None if m else str(v) for v, m in zip(ints, nan.tolist(), strict=True)]
+        if dtype.kind == "b":
+            raise _bad_entity(values.iloc[0], column)
+        values = values.tolist()
+    return [entity_to_text(v, column) for v in values]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def decode_value(raw: bytes | str | None) -> Any:
+    """Decode one stored value: JSON if it parses, the raw text otherwise.
+
+    None (an absent key) stays None. ``NaN``/``Infinity`` are not JSON and read
+    as raw text.
+
+    Examples
+    --------
+    >>> [decode_value(v) for v in (b"34", b"true", b"null", b"[1, 2]", b"KR", None)]
+    [34, True, None, [1, 2], 'KR', None]
+    """
+    if raw is None:
+        return None
+    if _orjson is not None:
+        try:
+            return _orjson.loads(raw)
+        except _orjson.JSONDecodeError:
+            pass
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else raw
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return text
+
+
+def decode_values(raws: Iterable[bytes | str | None]) -> list[Any]:
+    """Decode many stored values (see :func:`decode_value`)."""
+    if _orjson is None:
+        return [decode_value(r) for r in raws]
+    loads = _orjson.loads
+    error = _orjson.JSONDecodeError
+    out: list[Any] = []
+    append = out.append
+    for raw in raws:
+        if raw is None:
+            append(None)
+            continue
+        try:
+            append(loads(raw))
+        except error:
+            append(decode_value(raw))
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    raise TypeError(f"value {value!r} of type {type(value).__name__} is not JSON serialisable")
+
+
+def encode_value(value: Any) -> str:
+    """Encode one value as the JSON text the writer stores.
+
+    NaN and missing values are written as ``null``.
+
+    Examples
+    --------
+    >>> encode_value(34), encode_value(1250.5), encode_value(float("nan")), encode_value("é")
+    ('34', '1250.5', 'null', '"é"')
+    """
+    if _is_missing(value):
+        return "null"
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"cannot encode non-finite float {value!r} as JSON")
+    return json.dumps(value, ensure_ascii=False, default=_json_default, allow_nan=False)

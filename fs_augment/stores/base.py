@@ -1,0 +1,127 @@
+"""The backend interfaces every store implements.
+
+Two small interfaces, each a couple of methods plus ``close()``:
+
+* :class:`OnlineStore` reads the **latest** value of features for entity keys
+  (Redis, Redis Cluster, the embedded parquet store).
+* :class:`OfflineStore` reads feature **history**: point-in-time joins for
+  training and the latest row per entity for materialisation (a parquet
+  folder with DuckDB, BigQuery).
+
+Backends translate their client's errors into :mod:`fs_augment.errors` at
+exactly this boundary. The public entry point is
+:class:`fs_augment.adapter.FeatureStoreAdapter`, built by :func:`fs_augment.connect`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import pandas as pd
+
+from fs_augment.recipe import FeatureGroup
+
+__all__ = ["FeatureRequest", "OfflineStore", "OnlineStore"]
+
+
+class FeatureRequest(NamedTuple):
+    """The features of one namespace wanted for a list of entity keys (text)."""
+
+    namespace: str
+    features: Sequence[str]
+    entities: Sequence[str]
+
+
+class OnlineStore(ABC):
+    """Latest feature values by key ``{namespace}:{feature}:{entity}``."""
+
+    #: A short name for messages: ``"redis"``, ``"redis-cluster"``, ``"local"``.
+    name: str = "store"
+
+    @abstractmethod
+    def fetch(self, requests: Sequence[FeatureRequest], *, online: bool = False) -> list[list[list[Any]]]:
+        """Read the latest values.
+
+        Parameters
+        ----------
+        requests : sequence of FeatureRequest
+            What to read; entity keys are already text.
+        online : bool
+            True for a serving lookup: the whole call must be one round trip
+            to the store. False for a batch lookup, which may chunk.
+
+        Returns
+        -------
+        list
+            ``result[i][j][k]`` is the decoded value of feature ``j`` of
+            request ``i`` for entity ``k``; None where the key is absent.
+
+        Raises
+        ------
+        StoreUnavailableError
+            The store could not be reached after the configured retries.
+        """
+
+    @abstractmethod
+    def list_features(self, namespace: str) -> list[str]:
+        """The features the store holds for ``namespace`` (error path only: may scan)."""
+
+    def has_feature(self, namespace: str, feature: str) -> bool:
+        """Whether any entity has a value for this feature (error path only)."""
+        return feature in self.list_features(namespace)
+
+    def describe(self) -> str:
+        """Where the store is, for messages (host and database, never a password)."""
+        return self.name
+
+    def close(self) -> None:
+        """Release connections and files."""
+
+
+class OfflineStore(ABC):
+    """Feature history: a table per namespace with entity column, ``event_timestamp`` and features."""
+
+    name: str = "offline store"
+
+    @abstractmethod
+    def point_in_time(
+        self,
+        spine: pd.DataFrame,
+        groups: Sequence[FeatureGroup],
+        timestamp_column: str,
+    ) -> dict[str, Any]:
+        """Point-in-time correct feature values for every spine row.
+
+        Parameters
+        ----------
+        spine : DataFrame
+            One column per distinct entity column of ``groups`` holding entity
+            keys as text (None for no entity), and ``timestamp_column`` as
+            ``datetime64[..., UTC]``. Its index is a plain RangeIndex.
+        groups : sequence of FeatureGroup
+        timestamp_column : str
+
+        Returns
+        -------
+        dict
+            ``"namespace:feature"`` → array-like of values aligned with the
+            spine's rows, None/NaN where no row is at or before the row's time
+            (or the newest such row is older than the group's ``max_age``).
+        """
+
+    @abstractmethod
+    def read_latest(self, group: FeatureGroup) -> pd.DataFrame:
+        """The latest row per entity: the entity column (as text) and the group's features."""
+
+    @abstractmethod
+    def list_features(self, namespace: str) -> list[str]:
+        """The feature columns of a namespace's table (raises FeatureNotFoundError if no table)."""
+
+    def describe(self) -> str:
+        """Where the store is, for messages."""
+        return self.name
+
+    def close(self) -> None:
+        """Release connections and files."""
