@@ -16,8 +16,10 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "FeatureNotFoundError",
+    "FeatureQualityWarning",
     "FsAugmentError",
     "MissingDependencyError",
+    "MissingFeaturesError",
     "RecipeError",
     "SpineError",
     "StoreError",
@@ -93,3 +95,11 @@ def require(module: str, extra: str):
             f"{module!r} is not installed; install it with "
             f"pip install 'fs_augment[{extra}]'"
         ) from exc
+
+
+class MissingFeaturesError(FsAugmentError, ValueError):
+    """More feature values were missing in a transform than the configured threshold allows."""
+
+
+class FeatureQualityWarning(UserWarning):
+    """Many feature values were missing, or stored values did not fit the pinned dtype."""

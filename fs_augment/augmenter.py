@@ -1,0 +1,353 @@
+"""``FeatureStoreAugmenter``: the scikit-learn transformer that adds a recipe's features.
+
+It orchestrates and holds no I/O code: lookups go through the adapter of the
+environment where it runs (:mod:`fs_augment.connections`), dtypes through
+:mod:`fs_augment.dtypes`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from fs_augment import dtypes
+from fs_augment.connections import get_adapter
+from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
+from fs_augment.recipe import Recipe, load_recipe
+
+__all__ = ["MODE_VARIABLE", "FeatureStoreAugmenter"]
+
+#: Environment variable read by ``mode="auto"``: ``batch`` or ``online``.
+MODE_VARIABLE = "FS_AUGMENT_MODE"
+_MODES = ("auto", "batch", "online")
+#: Frames up to this many rows are looked up online in one round trip; larger ones in chunks.
+ONLINE_MAX_ROWS = 1000
+
+
+class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
+    """Add the features a recipe declares, looked up in the environment's feature store.
+
+    Parameters
+    ----------
+    recipe : str, path-like, dict or Recipe
+        The recipe (a YAML file or its content). Its content is read at ``fit``
+        and kept in the fitted object, so a pickle carries it.
+    env : str, optional
+        Pin the environment. By default the environment is resolved where the
+        transformer runs: ``$FS_AUGMENT_ENV``, else ``local``.
+    config_dir : str, optional
+        Pin the config folder; by default ``$FS_AUGMENT_CONFIG_DIR``, else ``./config``.
+    mode : {"auto", "batch", "online"}, default="auto"
+        ``batch`` reads many entities at once (point in time when the recipe
+        names a ``timestamp_column`` present in the spine); ``online`` reads
+        the latest values in one round trip, as a served model does. ``auto``
+        is ``$FS_AUGMENT_MODE`` if set, else ``batch``; the MLflow model
+        switches its augmenters to ``online``.
+    feature_name_separator : str, default="__"
+        Output columns are ``namespace + separator + feature``
+        (``user_demographics__age``); ``":"`` gives the store's own names.
+    passthrough : bool, default=True
+        Keep the input columns (seen at fit) in front of the features.
+    drop_entity_columns : bool, default=False
+        Drop the entity and timestamp columns from the passed-through columns.
+    max_missing_rate : float, optional
+        Warn or raise (see ``on_missing``) when a feature's fraction of missing
+        values in a transform exceeds this.
+    on_missing : {"warn", "raise"}, default="warn"
+        What exceeding ``max_missing_rate`` does.
+
+    Attributes
+    ----------
+    recipe_ : Recipe
+        The parsed recipe.
+    feature_names_in_ : ndarray of str
+        The input columns seen at fit.
+    n_features_in_ : int
+    feature_columns_ : list of str
+        The output names of the features, in recipe order.
+    feature_dtypes_ : dict
+        Output feature name → pinned dtype (``Int64``, ``float64``, ``boolean``, ``object``).
+    feature_kinds_ : dict
+        Output feature name → kind (``int``, ``float``, ``bool``, ``str``, ``object``).
+    fitted_env_ : str
+        The environment the training lookup read (recorded, not used to choose
+        where to read later).
+    missing_rate_ : dict
+        Output feature name → fraction missing in the last fit or transform
+        (before defaults).
+    invalid_count_ : dict
+        Output feature name → values in the last transform that did not fit
+        the pinned dtype (turned missing).
+    feature_stats_ : dict
+        Output feature name → summary of its training values (count, missing
+        rate; mean, std and quantiles of numbers; top values of categories),
+        for later skew checks.
+
+    Examples
+    --------
+    >>> from fs_augment import FeatureStoreAugmenter
+    >>> aug = FeatureStoreAugmenter("recipes/experiment.yaml", env="local")
+    >>> aug
+    FeatureStoreAugmenter(env='local', recipe='recipes/experiment.yaml')
+    >>> out = aug.fit_transform(spine)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        recipe: Any,
+        *,
+        env: str | None = None,
+        config_dir: str | None = None,
+        mode: str = "auto",
+        feature_name_separator: str = "__",
+        passthrough: bool = True,
+        drop_entity_columns: bool = False,
+        max_missing_rate: float | None = None,
+        on_missing: str = "warn",
+    ) -> None:
+        self.recipe = recipe
+        self.env = env
+        self.config_dir = config_dir
+        self.mode = mode
+        self.feature_name_separator = feature_name_separator
+        self.passthrough = passthrough
+        self.drop_entity_columns = drop_entity_columns
+        self.max_missing_rate = max_missing_rate
+        self.on_missing = on_missing
+
+    # --- scikit-learn API ---------------------------------------------------
+    def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureStoreAugmenter:
+        """Read the recipe, do the training lookup and pin the output's names and dtypes.
+
+        Parameters
+        ----------
+        X : DataFrame
+            The entity spine: the recipe's entity columns (and its timestamp
+            column for point-in-time lookups).
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self.fit_transform(X)
+        return self
+
+    def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> pd.DataFrame:
+        """Fit and return the augmented spine, with one lookup."""
+        values = self._fit_lookup(X)
+        out = self._assemble(X, values)
+        self.feature_stats_ = {name: summarize(out[name], self.feature_kinds_[name]) for name in self.feature_columns_}
+        return out
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Return ``X`` augmented with the recipe's features.
+
+        The output keeps ``X``'s index and row order; its features have the
+        names, order and dtypes pinned at fit, in every mode.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Entity columns (and any other columns seen at fit).
+
+        Returns
+        -------
+        DataFrame
+        """
+        check_is_fitted(self, "feature_columns_")
+        X = self._check_frame(X, fitting=False)
+        online = self._resolve_mode() == "online"
+        values = self._lookup(X, online=online)
+        return self._assemble(X, values)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Output column names: passed-through input columns, then the features."""
+        check_is_fitted(self, "feature_columns_")
+        return np.asarray(self._passthrough_columns_ + self.feature_columns_, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.input_tags.dataframe = True
+        tags.input_tags.allow_nan = True
+        tags.requires_fit = True
+        return tags
+
+    # --- internals -------------------------------------------------------------
+    def _validate_params(self) -> None:
+        if self.mode not in _MODES:
+            raise ValueError(f"mode must be one of {', '.join(map(repr, _MODES))}, got {self.mode!r}")
+        if self.on_missing not in ("warn", "raise"):
+            raise ValueError(f"on_missing must be 'warn' or 'raise', got {self.on_missing!r}")
+        if self.max_missing_rate is not None and not 0 <= self.max_missing_rate <= 1:
+            raise ValueError(f"max_missing_rate must be between 0 and 1, got {self.max_missing_rate!r}")
+        if not isinstance(self.feature_name_separator, str) or not self.feature_name_separator:
+            raise ValueError(f"feature_name_separator must be a non-empty string, got {self.feature_name_separator!r}")
+
+    def _resolve_mode(self) -> str:
+        if self.mode != "auto":
+            return self.mode
+        mode = os.environ.get(MODE_VARIABLE, "batch")
+        if mode not in ("batch", "online"):
+            raise ValueError(f"{MODE_VARIABLE} must be 'batch' or 'online', got {mode!r}")
+        return mode
+
+    def _fit_lookup(self, X: pd.DataFrame) -> dict[str, Any]:
+        self._validate_params()
+        recipe: Recipe = load_recipe(self.recipe)
+        self.recipe_ = recipe
+        X = self._check_frame(X, fitting=True)
+        if len(X) == 0:
+            raise SpineError("cannot fit on an empty spine: the feature dtypes are pinned from the training lookup")
+        sep = self.feature_name_separator
+        self._qualified_ = list(recipe.qualified_names)
+        self.feature_columns_ = [name.replace(":", sep, 1) for name in self._qualified_]
+        clash = sorted(set(self.feature_columns_) & set(map(str, X.columns)))
+        if clash:
+            raise SpineError(f"input column(s) {', '.join(clash)} have the names of output features; rename them")
+        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        dropped = set(recipe.entity_columns) | ({recipe.timestamp_column} if recipe.timestamp_column else set())
+        self._passthrough_columns_ = [
+            c for c in X.columns if self.passthrough and not (self.drop_entity_columns and c in dropped)
+        ]
+        if recipe.timestamp_column is not None and recipe.timestamp_column not in X.columns:
+            raise SpineError(
+                f"the recipe's timestamp_column {recipe.timestamp_column!r} is not in the spine; the spine has "
+                f"columns: {', '.join(map(str, X.columns))}"
+            )
+        adapter = get_adapter(self.env, self.config_dir)
+        self.fitted_env_ = adapter.env
+        values = self._lookup(X, online=self._resolve_mode() == "online", verify=True)
+        defaults = {
+            f"{g.namespace}{sep}{feature}": value for g in recipe.groups for feature, value in g.defaults.items()
+        }
+        self.feature_kinds_ = {}
+        for name, qualified in zip(self.feature_columns_, self._qualified_, strict=True):
+            kind = dtypes.infer_kind(values[qualified])
+            if name in defaults:
+                kind = self._kind_with_default(name, kind, values[qualified], defaults[name])
+            self.feature_kinds_[name] = kind
+        self._defaults_ = {k: v for k, v in defaults.items() if v is not None}
+        self.feature_dtypes_ = {name: dtypes.DTYPES[kind] for name, kind in self.feature_kinds_.items()}
+        return values
+
+    def _kind_with_default(self, name: str, kind: str, values: Any, default: Any) -> str:
+        if default is None:
+            return kind
+        default_kind = dtypes.infer_kind([default])
+        if default_kind == kind or (kind == "object" and default_kind != "object"):
+            return kind
+        if {kind, default_kind} <= {"int", "float"}:
+            return "float"
+        if dtypes.coerce(values, kind).missing == len(values):  # nothing to infer from but the default
+            return default_kind
+        raise RecipeError(
+            f"{self.recipe_.source or 'recipe'}: default {default!r} of feature {name} does not fit its "
+            f"dtype {dtypes.DTYPES[kind]} ({kind}, from the training lookup)"
+        )
+
+    def _check_frame(self, X: Any, *, fitting: bool) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise SpineError(
+                f"{type(self).__name__} takes a pandas DataFrame of entity columns, got {type(X).__name__}"
+            )
+        if X.columns.has_duplicates:
+            dupes = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
+            raise SpineError(f"the spine has duplicated column names: {', '.join(dupes)}")
+        if not fitting:
+            missing = [c for c in self.feature_names_in_ if c not in X.columns]
+            if missing:
+                raise SpineError(
+                    f"the spine lacks column(s) seen at fit: {', '.join(map(str, missing))}; it has: "
+                    f"{', '.join(map(str, X.columns))}"
+                )
+        return X
+
+    def _lookup(self, X: pd.DataFrame, *, online: bool, verify: bool = False) -> dict[str, Any]:
+        adapter = get_adapter(self.env, self.config_dir)
+        recipe = self.recipe_
+        timestamp = recipe.timestamp_column
+        use_time = not online and timestamp is not None and timestamp in X.columns
+        return adapter.lookup_columns(
+            X,
+            recipe.groups,
+            online=online and len(X) <= ONLINE_MAX_ROWS,
+            timestamp_column=timestamp if use_time else None,
+            verify=verify,
+        )
+
+    def _assemble(self, X: pd.DataFrame, values: Mapping[str, Any]) -> pd.DataFrame:
+        data: dict[str, Any] = {column: X[column].array for column in self._passthrough_columns_}
+        n = len(X)
+        missing_rate: dict[str, float] = {}
+        invalid_count: dict[str, int] = {}
+        for name, qualified in zip(self.feature_columns_, self._qualified_, strict=True):
+            kind = self.feature_kinds_[name]
+            if n == 0:
+                data[name] = dtypes.empty(kind)
+                missing_rate[name] = 0.0
+                invalid_count[name] = 0
+                continue
+            coerced = dtypes.coerce(values[qualified], kind)
+            column = coerced.values
+            if coerced.missing and name in self._defaults_:
+                column = dtypes.fill(column, kind, self._defaults_[name])
+            data[name] = column
+            missing_rate[name] = coerced.missing / n
+            invalid_count[name] = coerced.invalid
+        self.missing_rate_ = missing_rate
+        self.invalid_count_ = invalid_count
+        self._check_quality(missing_rate, invalid_count)
+        return pd.DataFrame(data, index=X.index, copy=False)
+
+    def _check_quality(self, missing_rate: Mapping[str, float], invalid: Mapping[str, int]) -> None:
+        bad_types = {k: v for k, v in invalid.items() if v}
+        if bad_types:
+            shown = ", ".join(f"{k} ({v})" for k, v in bad_types.items())
+            warnings.warn(
+                f"stored values that do not fit the feature's dtype were read as missing: {shown}",
+                FeatureQualityWarning,
+                stacklevel=3,
+            )
+        if self.max_missing_rate is None:
+            return
+        over = {k: v for k, v in missing_rate.items() if v > self.max_missing_rate}
+        if not over:
+            return
+        shown = ", ".join(f"{k} {v:.1%}" for k, v in over.items())
+        message = f"features missing more often than max_missing_rate={self.max_missing_rate}: {shown}"
+        if self.on_missing == "raise":
+            raise MissingFeaturesError(message)
+        warnings.warn(message, FeatureQualityWarning, stacklevel=3)
+
+
+def summarize(column: pd.Series, kind: str, top: int = 20) -> dict[str, Any]:
+    """Summary statistics of one feature column, as plain JSON-ready data."""
+    n = len(column)
+    present = column.dropna()
+    out: dict[str, Any] = {
+        "kind": kind,
+        "dtype": dtypes.DTYPES[kind],
+        "count": len(present),
+        "missing_rate": float(1 - len(present) / n) if n else 0.0,
+    }
+    if kind in ("int", "float") and len(present):
+        numbers = present.astype("float64")
+        q = numbers.quantile([0.05, 0.5, 0.95]).tolist()
+        out.update(mean=float(numbers.mean()), std=float(numbers.std(ddof=0)), min=float(numbers.min()),
+                   max=float(numbers.max()), p05=q[0], p50=q[1], p95=q[2])
+    elif kind in ("str", "bool") and len(present):
+        counts = present.astype(str).value_counts(normalize=True).head(top)
+        out["top_values"] = {str(k): float(v) for k, v in counts.items()}
+        out["distinct"] = int(present.astype(str).nunique())
+    return out

@@ -1,0 +1,220 @@
+"""Feature dtypes: inferred once at fit, then every lookup is coerced to them.
+
+A feature's *kind* is one of ``int``, ``float``, ``bool``, ``str`` or
+``object``; each maps to one pandas dtype that can hold a missing value, so a
+feature that is missing for one served entity keeps its dtype:
+
+======  ============  ==========================================
+kind    dtype         missing value
+======  ============  ==========================================
+int     ``Int64``     ``pd.NA``
+float   ``float64``   ``NaN``
+bool    ``boolean``   ``pd.NA``
+str     ``object``    ``NaN``
+object  ``object``    ``NaN`` (mixed types, JSON arrays)
+======  ============  ==========================================
+
+A stored value that does not fit the pinned kind (text in a numeric feature, a
+fraction in an int feature) becomes missing and is counted as *invalid*.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["DTYPES", "Coerced", "coerce", "empty", "fill", "infer_kind"]
+
+DTYPES = {"int": "Int64", "float": "float64", "bool": "boolean", "str": "object", "object": "object"}
+
+_NONE = type(None)
+_INT_TYPES = frozenset({int, np.int64, np.int32, np.int16, np.int8, np.uint64, np.uint32, np.uint16, np.uint8})
+_FLOAT_TYPES = frozenset({float, np.float64, np.float32})
+_NUMBER_TYPES = _INT_TYPES | _FLOAT_TYPES
+_BOOL_TYPES = frozenset({bool, np.bool_})
+
+
+class Coerced(NamedTuple):
+    """A column coerced to its pinned kind, with its counts of missing and invalid values."""
+
+    values: Any
+    missing: int
+    invalid: int
+
+
+def _types(values: Any) -> set[type]:
+    return set(map(type, values))
+
+
+def infer_kind(values: Sequence[Any] | np.ndarray | pd.api.extensions.ExtensionArray) -> str:
+    """The kind of a column of looked-up values (missing values are ignored).
+
+    Examples
+    --------
+    >>> infer_kind([1, None, 3]), infer_kind([1, 2.5]), infer_kind(["KR", None]), infer_kind([True, "x"])
+    ('int', 'float', 'str', 'object')
+    """
+    kind = getattr(getattr(values, "dtype", None), "kind", "O")
+    if kind == "b":
+        return "bool"
+    if kind in "iu":
+        return "int"
+    if kind == "f":
+        return "float"
+    if kind != "O":
+        return "object"
+    if not isinstance(values, list | np.ndarray):
+        values = list(values)
+    present = _types(values) - {_NONE}
+    floats_nan = {t for t in present if t in _FLOAT_TYPES}
+    if floats_nan and all(_is_nan(v) for v in values if type(v) in floats_nan):
+        present -= floats_nan
+    if not present:
+        return "float"
+    if present <= _BOOL_TYPES:
+        return "bool"
+    if present <= _INT_TYPES:
+        return "int"
+    if present <= _NUMBER_TYPES:
+        return "float"
+    if present <= {str}:
+        return "str"
+    return "object"
+
+
+def _is_nan(value: Any) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and math.isnan(value))
+
+
+def empty(kind: str) -> Any:
+    """A zero-length array of the kind's dtype."""
+    return pd.array([], dtype=DTYPES[kind]) if kind in ("int", "bool") else np.array([], dtype=DTYPES[kind])
+
+
+def _as_float(values: Any) -> Coerced:
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
+        out = values.astype("float64", copy=False)
+        return Coerced(out, int(np.isnan(out).sum()), 0)
+    if isinstance(values, pd.api.extensions.ExtensionArray) and values.dtype.kind in "iuf":
+        out = values.to_numpy(dtype="float64", na_value=np.nan)
+        return Coerced(out, int(np.isnan(out).sum()), 0)
+    types = _types(values)
+    if types <= _NUMBER_TYPES | {_NONE}:
+        out = np.array(values, dtype="float64")
+        return Coerced(out, int(np.isnan(out).sum()), 0)
+    out = np.empty(len(values), dtype="float64")
+    invalid = 0
+    for i, v in enumerate(values):
+        if type(v) in _NUMBER_TYPES:
+            out[i] = v
+        else:
+            out[i] = np.nan
+            if not _is_nan(v):
+                invalid += 1
+    return Coerced(out, int(np.isnan(out).sum()), invalid)
+
+
+def _as_int(values: Any) -> Coerced:
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return Coerced(pd.array(values, dtype="Int64"), 0, 0)
+    if isinstance(values, np.ndarray | pd.api.extensions.ExtensionArray) and values.dtype.kind == "f":
+        floats = np.asarray(values.to_numpy(dtype="float64", na_value=np.nan)
+                            if isinstance(values, pd.api.extensions.ExtensionArray) else values, dtype="float64")
+        nan = np.isnan(floats)
+        with np.errstate(invalid="ignore"):
+            bad = ~nan & (np.mod(floats, 1) != 0)
+        if bad.any():
+            floats = np.where(bad, np.nan, floats)
+        return Coerced(pd.array(floats, dtype="Int64"), int(nan.sum() + bad.sum()), int(bad.sum()))
+    if isinstance(values, pd.api.extensions.ExtensionArray) and values.dtype.kind in "iu":
+        out = values.astype("Int64")
+        return Coerced(out, int(out.isna().sum()), 0)
+    types = _types(values)
+    if types <= _INT_TYPES | {_NONE}:
+        out = pd.array(list(values), dtype="Int64")
+        return Coerced(out, int(out.isna().sum()), 0)
+    clean: list[Any] = []
+    invalid = 0
+    for v in values:
+        t = type(v)
+        if t in _INT_TYPES:
+            clean.append(v)
+        elif t in _FLOAT_TYPES and math.isfinite(v) and float(v).is_integer():
+            clean.append(int(v))
+        else:
+            clean.append(None)
+            if not _is_nan(v):
+                invalid += 1
+    out = pd.array(clean, dtype="Int64")
+    return Coerced(out, int(out.isna().sum()), invalid)
+
+
+def _as_bool(values: Any) -> Coerced:
+    if isinstance(values, np.ndarray) and values.dtype.kind == "b":
+        return Coerced(pd.array(values, dtype="boolean"), 0, 0)
+    clean: list[Any] = []
+    invalid = 0
+    for v in values:
+        if type(v) in _BOOL_TYPES:
+            clean.append(bool(v))
+        else:
+            clean.append(None)
+            if not _is_nan(v):
+                invalid += 1
+    out = pd.array(clean, dtype="boolean")
+    return Coerced(out, int(out.isna().sum()), invalid)
+
+
+def _as_object(values: Any, kind: str) -> Coerced:
+    if isinstance(values, pd.api.extensions.ExtensionArray):
+        values = values.to_numpy(dtype=object, na_value=None)
+    out = np.empty(len(values), dtype=object)
+    missing = invalid = 0
+    for i, v in enumerate(values):
+        if _is_nan(v) or v is pd.NA:
+            out[i] = np.nan
+            missing += 1
+        elif kind == "str" and type(v) is not str:
+            if isinstance(v, list | dict):
+                out[i] = np.nan
+                missing += 1
+                invalid += 1
+            else:
+                out[i] = str(v).lower() if type(v) in _BOOL_TYPES else str(v)
+        else:
+            out[i] = v
+    return Coerced(out, missing, invalid)
+
+
+def coerce(values: Any, kind: str) -> Coerced:
+    """Coerce looked-up values to a kind's dtype; misfits become missing and are counted.
+
+    Examples
+    --------
+    >>> c = coerce([3, None, "x"], "int")
+    >>> c.values.tolist(), c.missing, c.invalid
+    ([3, <NA>, <NA>], 2, 1)
+    """
+    if kind == "float":
+        return _as_float(values)
+    if kind == "int":
+        return _as_int(values)
+    if kind == "bool":
+        return _as_bool(values)
+    return _as_object(values, kind)
+
+
+def fill(values: Any, kind: str, default: Any) -> Any:
+    """``values`` with missing entries replaced by ``default`` (already a valid value of the kind)."""
+    if isinstance(values, np.ndarray) and values.dtype == object:
+        mask = pd.isna(values)
+        if mask.any():
+            values = values.copy()
+            values[mask] = default
+        return values
+    return pd.Series(values, copy=False).fillna(default).array if kind in ("int", "bool") else np.where(
+        np.isnan(values), default, values)
