@@ -62,6 +62,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
         values in a transform exceeds this.
     on_missing : {"warn", "raise"}, default="warn"
         What exceeding ``max_missing_rate`` does.
+    nullable_dtypes : bool, default=False
+        Pin int features to ``Int64`` and bool features to ``boolean`` (missing
+        as ``pd.NA``) instead of ``float64`` (missing as NaN), which every
+        scikit-learn estimator accepts.
 
     Attributes
     ----------
@@ -73,7 +77,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
     feature_columns_ : list of str
         The output names of the features, in recipe order.
     feature_dtypes_ : dict
-        Output feature name → pinned dtype (``Int64``, ``float64``, ``boolean``, ``object``).
+        Output feature name → pinned dtype (``float64``, ``str``, ``object``; with
+        ``nullable_dtypes`` also ``Int64``, ``boolean``).
     feature_kinds_ : dict
         Output feature name → kind (``int``, ``float``, ``bool``, ``str``, ``object``).
     fitted_env_ : str
@@ -111,6 +116,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
         drop_entity_columns: bool = False,
         max_missing_rate: float | None = None,
         on_missing: str = "warn",
+        nullable_dtypes: bool = False,
     ) -> None:
         self.recipe = recipe
         self.env = env
@@ -121,6 +127,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
         self.drop_entity_columns = drop_entity_columns
         self.max_missing_rate = max_missing_rate
         self.on_missing = on_missing
+        self.nullable_dtypes = nullable_dtypes
 
     # --- scikit-learn API ---------------------------------------------------
     def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureStoreAugmenter:
@@ -177,7 +184,6 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False
         tags.input_tags.string = True
-        tags.input_tags.dataframe = True
         tags.input_tags.allow_nan = True
         tags.requires_fit = True
         return tags
@@ -238,7 +244,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
                 kind = self._kind_with_default(name, kind, values[qualified], defaults[name])
             self.feature_kinds_[name] = kind
         self._defaults_ = {k: v for k, v in defaults.items() if v is not None}
-        self.feature_dtypes_ = {name: dtypes.DTYPES[kind] for name, kind in self.feature_kinds_.items()}
+        self._nullable_ = bool(self.nullable_dtypes)
+        self.feature_dtypes_ = {
+            name: dtypes.dtype_name(kind, self._nullable_) for name, kind in self.feature_kinds_.items()
+        }
         return values
 
     def _kind_with_default(self, name: str, kind: str, values: Any, default: Any) -> str:
@@ -253,7 +262,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
             return default_kind
         raise RecipeError(
             f"{self.recipe_.source or 'recipe'}: default {default!r} of feature {name} does not fit its "
-            f"dtype {dtypes.DTYPES[kind]} ({kind}, from the training lookup)"
+            f"dtype ({kind}, from the training lookup)"
         )
 
     def _check_frame(self, X: Any, *, fitting: bool) -> pd.DataFrame:
@@ -294,11 +303,11 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
         for name, qualified in zip(self.feature_columns_, self._qualified_, strict=True):
             kind = self.feature_kinds_[name]
             if n == 0:
-                data[name] = dtypes.empty(kind)
+                data[name] = dtypes.empty(kind, self._nullable_)
                 missing_rate[name] = 0.0
                 invalid_count[name] = 0
                 continue
-            coerced = dtypes.coerce(values[qualified], kind)
+            coerced = dtypes.coerce(values[qualified], kind, self._nullable_)
             column = coerced.values
             if coerced.missing and name in self._defaults_:
                 column = dtypes.fill(column, kind, self._defaults_[name])
@@ -337,12 +346,12 @@ def summarize(column: pd.Series, kind: str, top: int = 20) -> dict[str, Any]:
     present = column.dropna()
     out: dict[str, Any] = {
         "kind": kind,
-        "dtype": dtypes.DTYPES[kind],
+        "dtype": str(column.dtype),
         "count": len(present),
         "missing_rate": float(1 - len(present) / n) if n else 0.0,
     }
     if kind in ("int", "float") and len(present):
-        numbers = present.astype("float64")
+        numbers = present.astype("float64").clip(-1e150, 1e150)  # keeps std finite
         q = numbers.quantile([0.05, 0.5, 0.95]).tolist()
         out.update(mean=float(numbers.mean()), std=float(numbers.std(ddof=0)), min=float(numbers.min()),
                    max=float(numbers.max()), p05=q[0], p50=q[1], p95=q[2])

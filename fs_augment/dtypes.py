@@ -4,15 +4,18 @@ A feature's *kind* is one of ``int``, ``float``, ``bool``, ``str`` or
 ``object``; each maps to one pandas dtype that can hold a missing value, so a
 feature that is missing for one served entity keeps its dtype:
 
-======  ============  ==========================================
-kind    dtype         missing value
-======  ============  ==========================================
-int     ``Int64``     ``pd.NA``
-float   ``float64``   ``NaN``
-bool    ``boolean``   ``pd.NA``
-str     ``object``    ``NaN``
-object  ``object``    ``NaN`` (mixed types, JSON arrays)
-======  ============  ==========================================
+======  =====================  =================  ==========================
+kind    dtype (default)        ``nullable=True``  missing value
+======  =====================  =================  ==========================
+int     ``float64``            ``Int64``          ``NaN`` / ``pd.NA``
+float   ``float64``            ``float64``        ``NaN``
+bool    ``float64`` (1.0/0.0)  ``boolean``        ``NaN`` / ``pd.NA``
+str     ``str``                ``str``            ``NaN`` (pandas' string dtype)
+object  ``object``             ``object``         ``NaN`` (mixed types, arrays)
+======  =====================  =================  ==========================
+
+The default keeps every column usable by any scikit-learn estimator
+(``pd.NA`` is refused by many of them); ``nullable=True`` keeps integers exact.
 
 A stored value that does not fit the pinned kind (text in a numeric feature, a
 fraction in an int feature) becomes missing and is counted as *invalid*.
@@ -27,15 +30,19 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-__all__ = ["DTYPES", "Coerced", "coerce", "empty", "fill", "infer_kind"]
+__all__ = ["DTYPES", "NULLABLE_DTYPES", "Coerced", "coerce", "dtype_name", "empty", "fill", "infer_kind"]
 
-DTYPES = {"int": "Int64", "float": "float64", "bool": "boolean", "str": "object", "object": "object"}
+DTYPES = {"int": "float64", "float": "float64", "bool": "float64", "str": "str", "object": "object"}
+NULLABLE_DTYPES = {**DTYPES, "int": "Int64", "bool": "boolean"}
+_STR = pd.StringDtype(na_value=np.nan)
 
 _NONE = type(None)
 _INT_TYPES = frozenset({int, np.int64, np.int32, np.int16, np.int8, np.uint64, np.uint32, np.uint16, np.uint8})
 _FLOAT_TYPES = frozenset({float, np.float64, np.float32})
 _NUMBER_TYPES = _INT_TYPES | _FLOAT_TYPES
 _BOOL_TYPES = frozenset({bool, np.bool_})
+_NA = type(pd.NA)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 class Coerced(NamedTuple):
@@ -62,14 +69,14 @@ def infer_kind(values: Sequence[Any] | np.ndarray | pd.api.extensions.ExtensionA
     if kind == "b":
         return "bool"
     if kind in "iu":
-        return "int"
+        return "object" if _big_unsigned(values) else "int"
     if kind == "f":
         return "float"
     if kind != "O":
         return "object"
     if not isinstance(values, list | np.ndarray):
         values = list(values)
-    present = _types(values) - {_NONE}
+    present = _types(values) - {_NONE, _NA}
     floats_nan = {t for t in present if t in _FLOAT_TYPES}
     if floats_nan and all(_is_nan(v) for v in values if type(v) in floats_nan):
         present -= floats_nan
@@ -77,8 +84,8 @@ def infer_kind(values: Sequence[Any] | np.ndarray | pd.api.extensions.ExtensionA
         return "float"
     if present <= _BOOL_TYPES:
         return "bool"
-    if present <= _INT_TYPES:
-        return "int"
+    if present <= _INT_TYPES:  # integers beyond Int64 (JSON allows them) stay exact as objects
+        return "int" if all(_fits_int64(v) for v in values if type(v) in _INT_TYPES) else "object"
     if present <= _NUMBER_TYPES:
         return "float"
     if present <= {str}:
@@ -87,12 +94,37 @@ def infer_kind(values: Sequence[Any] | np.ndarray | pd.api.extensions.ExtensionA
 
 
 def _is_nan(value: Any) -> bool:
-    return value is None or (isinstance(value, float | np.floating) and math.isnan(value))
+    return value is None or value is pd.NA or (isinstance(value, float | np.floating) and math.isnan(value))
 
 
-def empty(kind: str) -> Any:
+def _fits_int64(value: Any) -> bool:
+    return _INT64_MIN <= int(value) <= _INT64_MAX
+
+
+def _big_unsigned(values: Any) -> bool:
+    """Whether a uint64 array holds values beyond Int64."""
+    dtype = values.dtype
+    if dtype.kind != "u" or dtype.itemsize < 8 or not len(values):
+        return False
+    if isinstance(values, pd.api.extensions.ExtensionArray):
+        values = values.to_numpy(dtype="uint64", na_value=0)
+    return int(values.max()) > _INT64_MAX
+
+
+def dtype_name(kind: str, nullable: bool = False) -> str:
+    """The dtype a kind is pinned to."""
+    return (NULLABLE_DTYPES if nullable else DTYPES)[kind]
+
+
+def empty(kind: str, nullable: bool = False) -> Any:
     """A zero-length array of the kind's dtype."""
-    return pd.array([], dtype=DTYPES[kind]) if kind in ("int", "bool") else np.array([], dtype=DTYPES[kind])
+    if not nullable and kind in ("int", "bool"):
+        return np.array([], dtype="float64")
+    if kind == "str":
+        return pd.array([], dtype=_STR)
+    if kind == "object":
+        return pd.Series([], dtype=object)
+    return pd.array([], dtype=NULLABLE_DTYPES[kind]) if kind in ("int", "bool") else np.array([], dtype="float64")
 
 
 def _as_float(values: Any) -> Coerced:
@@ -119,6 +151,8 @@ def _as_float(values: Any) -> Coerced:
 
 
 def _as_int(values: Any) -> Coerced:
+    if isinstance(values, np.ndarray | pd.api.extensions.ExtensionArray) and _big_unsigned(values):
+        values = values.tolist() if isinstance(values, np.ndarray) else values.to_numpy(object, na_value=None).tolist()
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
         return Coerced(pd.array(values, dtype="Int64"), 0, 0)
     if isinstance(values, np.ndarray | pd.api.extensions.ExtensionArray) and values.dtype.kind == "f":
@@ -135,15 +169,19 @@ def _as_int(values: Any) -> Coerced:
         return Coerced(out, int(out.isna().sum()), 0)
     types = _types(values)
     if types <= _INT_TYPES | {_NONE}:
-        out = pd.array(list(values), dtype="Int64")
-        return Coerced(out, int(out.isna().sum()), 0)
+        try:
+            out = pd.array(list(values), dtype="Int64")
+        except (OverflowError, TypeError):  # an integer beyond Int64: checked one by one below
+            pass
+        else:
+            return Coerced(out, int(out.isna().sum()), 0)
     clean: list[Any] = []
     invalid = 0
     for v in values:
         t = type(v)
-        if t in _INT_TYPES:
+        if t in _INT_TYPES and _fits_int64(v):
             clean.append(v)
-        elif t in _FLOAT_TYPES and math.isfinite(v) and float(v).is_integer():
+        elif t in _FLOAT_TYPES and math.isfinite(v) and float(v).is_integer() and _fits_int64(v):
             clean.append(int(v))
         else:
             clean.append(None)
@@ -170,6 +208,9 @@ def _as_bool(values: Any) -> Coerced:
 
 
 def _as_object(values: Any, kind: str) -> Coerced:
+    if kind == "str" and isinstance(getattr(values, "dtype", None), pd.StringDtype):
+        out = pd.array(values, dtype=_STR)
+        return Coerced(out, int(out.isna().sum()), 0)
     if isinstance(values, pd.api.extensions.ExtensionArray):
         values = values.to_numpy(dtype=object, na_value=None)
     out = np.empty(len(values), dtype=object)
@@ -187,34 +228,37 @@ def _as_object(values: Any, kind: str) -> Coerced:
                 out[i] = str(v).lower() if type(v) in _BOOL_TYPES else str(v)
         else:
             out[i] = v
-    return Coerced(out, missing, invalid)
+    if kind == "str":
+        return Coerced(pd.array(out, dtype=_STR), missing, invalid)
+    # a Series keeps dtype object where a bare array of strings would be inferred as str
+    return Coerced(pd.Series(out, dtype=object, copy=False), missing, invalid)
 
 
-def coerce(values: Any, kind: str) -> Coerced:
+def coerce(values: Any, kind: str, nullable: bool = False) -> Coerced:
     """Coerce looked-up values to a kind's dtype; misfits become missing and are counted.
 
     Examples
     --------
-    >>> c = coerce([3, None, "x"], "int")
+    >>> c = coerce([3, None, "x"], "int", nullable=True)
     >>> c.values.tolist(), c.missing, c.invalid
     ([3, <NA>, <NA>], 2, 1)
+    >>> coerce([3, None], "int").values
+    array([ 3., nan])
     """
     if kind == "float":
         return _as_float(values)
-    if kind == "int":
-        return _as_int(values)
-    if kind == "bool":
-        return _as_bool(values)
+    if kind in ("int", "bool"):
+        out = _as_int(values) if kind == "int" else _as_bool(values)
+        if nullable:
+            return out
+        return out._replace(values=out.values.to_numpy(dtype="float64", na_value=np.nan))
     return _as_object(values, kind)
 
 
 def fill(values: Any, kind: str, default: Any) -> Any:
     """``values`` with missing entries replaced by ``default`` (already a valid value of the kind)."""
-    if isinstance(values, np.ndarray) and values.dtype == object:
-        mask = pd.isna(values)
-        if mask.any():
-            values = values.copy()
-            values[mask] = default
-        return values
-    return pd.Series(values, copy=False).fillna(default).array if kind in ("int", "bool") else np.where(
-        np.isnan(values), default, values)
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return np.where(np.isnan(values), default, values)
+    if kind == "object":
+        return values.where(values.notna(), default)
+    return pd.Series(values, copy=False).fillna(default).array

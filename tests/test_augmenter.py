@@ -84,12 +84,13 @@ def test_fit_transform_adds_features_with_pinned_dtypes(store):
         "user_demographics__age", "user_demographics__country_code",
         "product_details__price", "product_details__category",
     ]
-    assert str(out["user_demographics__age"].dtype) == "Int64"
+    assert out["user_demographics__age"].dtype == np.float64
     assert out["user_demographics__age"].tolist()[:2] == [34, 51]
     assert out["user_demographics__age"].isna().tolist() == [False, False, True, True]
     assert out["product_details__price"].dtype == np.float64
-    assert out["user_demographics__country_code"].dtype == object
-    assert aug.feature_dtypes_["user_demographics__age"] == "Int64"
+    assert str(out["user_demographics__country_code"].dtype) == "str"
+    assert aug.feature_dtypes_["user_demographics__age"] == "float64"
+    assert aug.feature_kinds_["user_demographics__age"] == "int"
     assert aug.missing_rate_["user_demographics__age"] == 0.5
     assert aug.fitted_env_ == "test"
     assert list(aug.get_feature_names_out()) == list(out.columns)
@@ -113,12 +114,15 @@ def test_online_mode_matches_batch_value_for_value_and_dtype_for_dtype(store):
     assert batch.index.tolist() == [10, 3, 3, "a", 7]
 
 
-def test_missing_int_for_served_entity_keeps_dtype(store):
-    aug = FeatureStoreAugmenter(RECIPE, mode="online").fit(spine(["u1"], ["p1"]))
+@pytest.mark.parametrize(("nullable", "int_dtype"), [(False, "float64"), (True, "Int64")])
+def test_missing_int_for_served_entity_keeps_dtype(store, nullable, int_dtype):
+    aug = FeatureStoreAugmenter(RECIPE, mode="online", nullable_dtypes=nullable).fit(spine(["u1"], ["p1"]))
+    assert aug.feature_dtypes_["user_demographics__age"] == int_dtype
     out = aug.transform(spine(["u4"], ["p9"]))
-    assert str(out["user_demographics__age"].dtype) == "Int64"
+    assert str(out["user_demographics__age"].dtype) == int_dtype
+    assert str(aug.transform(spine(["u1"], ["p9"]))["user_demographics__age"].dtype) == int_dtype
     assert out["product_details__price"].dtype == np.float64
-    assert out["product_details__category"].dtype == object
+    assert str(out["product_details__category"].dtype) == "str"
 
 
 def test_mode_auto_reads_environment_variable(store, monkeypatch):
@@ -135,7 +139,7 @@ def test_empty_spine_gives_empty_frame_with_columns(store):
     out = aug.transform(spine([], []))
     assert list(out.columns) == list(aug.get_feature_names_out())
     assert len(out) == 0
-    assert str(out["user_demographics__age"].dtype) == "Int64"
+    assert {c: str(out[c].dtype) for c in aug.feature_columns_} == aug.feature_dtypes_
 
 
 def test_defaults_fill_missing_values_and_missing_rate_counts_before_defaults(store):
