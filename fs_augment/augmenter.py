@@ -169,7 +169,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
         -------
         DataFrame
         """
-        check_is_fitted(self, "feature_columns_")
+        if not hasattr(self, "feature_columns_"):
+            check_is_fitted(self, "feature_columns_")  # raises NotFittedError with sklearn's message
         X = self._check_frame(X, fitting=False)
         online = self._resolve_mode() == "online"
         values = self._lookup(X, online=online)
@@ -274,7 +275,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
             dupes = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
             raise SpineError(f"the spine has duplicated column names: {', '.join(dupes)}")
         if not fitting:
-            missing = [c for c in self.feature_names_in_ if c not in X.columns]
+            columns = X.columns
+            missing = [c for c in self.feature_names_in_ if c not in columns]
             if missing:
                 raise SpineError(
                     f"the spine lacks column(s) seen at fit: {', '.join(map(str, missing))}; it has: "

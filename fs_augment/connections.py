@@ -11,12 +11,15 @@ import threading
 from pathlib import Path
 
 from fs_augment.adapter import FeatureStoreAdapter
-from fs_augment.config import resolve_config_dir, resolve_env_name
+from fs_augment.config import CONFIG_DIR_VARIABLE, ENV_VARIABLE, resolve_config_dir, resolve_env_name
 
 __all__ = ["close_all", "get_adapter"]
 
 _lock = threading.Lock()
 _adapters: dict[tuple[str, str], FeatureStoreAdapter] = {}
+# (env, config_dir, $FS_AUGMENT_ENV, $FS_AUGMENT_CONFIG_DIR) as given -> adapter: spares the
+# path resolution on every lookup
+_by_request: dict[tuple[object, object, str | None, str | None], FeatureStoreAdapter] = {}
 
 
 def get_adapter(env: str | None = None, config_dir: str | os.PathLike[str] | None = None) -> FeatureStoreAdapter:
@@ -25,9 +28,15 @@ def get_adapter(env: str | None = None, config_dir: str | os.PathLike[str] | Non
     ``env`` and ``config_dir`` default to ``$FS_AUGMENT_ENV`` / ``$FS_AUGMENT_CONFIG_DIR``
     read now, so the environment is chosen where the code runs.
     """
+    request = (env, config_dir, os.environ.get(ENV_VARIABLE), os.environ.get(CONFIG_DIR_VARIABLE))
+    if config_dir is not None or os.environ.get(CONFIG_DIR_VARIABLE):  # a relative ./config moves with cwd
+        adapter = _by_request.get(request)
+        if adapter is not None:
+            return adapter
     key = (resolve_env_name(env), str(Path(resolve_config_dir(config_dir)).resolve()))
     adapter = _adapters.get(key)
     if adapter is not None:
+        _by_request[request] = adapter
         return adapter
     with _lock:
         adapter = _adapters.get(key)
@@ -36,6 +45,7 @@ def get_adapter(env: str | None = None, config_dir: str | os.PathLike[str] | Non
 
             adapter = connect(key[0], key[1])
             _adapters[key] = adapter
+        _by_request[request] = adapter
     return adapter
 
 
@@ -44,5 +54,6 @@ def close_all() -> None:
     with _lock:
         adapters = list(_adapters.values())
         _adapters.clear()
+        _by_request.clear()
     for adapter in adapters:
         adapter.close()

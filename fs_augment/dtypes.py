@@ -34,7 +34,8 @@ __all__ = ["DTYPES", "NULLABLE_DTYPES", "Coerced", "coerce", "dtype_name", "empt
 
 DTYPES = {"int": "float64", "float": "float64", "bool": "float64", "str": "str", "object": "object"}
 NULLABLE_DTYPES = {**DTYPES, "int": "Int64", "bool": "boolean"}
-_STR = pd.StringDtype(na_value=np.nan)
+# pandas' "str" dtype (NaN for missing) on Python storage: cheapest to build row by row
+_STR = pd.StringDtype("python", na_value=np.nan)
 
 _NONE = type(None)
 _INT_TYPES = frozenset({int, np.int64, np.int32, np.int16, np.int8, np.uint64, np.uint32, np.uint16, np.uint8})
@@ -248,6 +249,11 @@ def coerce(values: Any, kind: str, nullable: bool = False) -> Coerced:
     if kind == "float":
         return _as_float(values)
     if kind in ("int", "bool"):
+        if not nullable and isinstance(values, list):
+            exact = _INT_TYPES if kind == "int" else _BOOL_TYPES
+            if _types(values) <= exact | {_NONE}:  # the common case, without a nullable detour
+                out = np.array(values, dtype="float64")
+                return Coerced(out, int(np.isnan(out).sum()), 0)
         out = _as_int(values) if kind == "int" else _as_bool(values)
         if nullable:
             return out
