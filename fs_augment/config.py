@@ -249,6 +249,10 @@ _STORE_SCHEMA = {
     "batch_chunk_size": _int(1),
 }
 
+# Keys whose values are text: an interpolated value is kept as it is ("0x10", "true" and
+# "1.5" are passwords, not numbers); other keys read it as a YAML scalar ("${DB:-3}" -> 3).
+_TEXT_RULES = frozenset({_str, _opt_str, _host, _store_uri, _secret})
+
 _SCHEMA: dict[str, Any] = {
     "feature_store": _STORE_SCHEMA,
     "data_lake": {"uri": _store_uri},
@@ -276,6 +280,8 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 def _origins(tree: Any, file: str, prefix: str, out: dict[str, str]) -> None:
     if isinstance(tree, Mapping):
+        if prefix:  # a map is placed by its file too, so errors about an empty map name it
+            out[prefix] = file
         for key, value in tree.items():
             _origins(value, file, f"{prefix}.{key}" if prefix else str(key), out)
     else:
@@ -356,7 +362,7 @@ def _validate(tree: Any, schema: Mapping[str, Any], path: str, where: Mapping[st
         if isinstance(rule, Mapping):
             out[key] = _validate(value if value is not None else {}, rule, dotted, where, interpolated)
             continue
-        if dotted in interpolated and isinstance(value, str):
+        if dotted in interpolated and isinstance(value, str) and rule not in _TEXT_RULES:
             value = _from_text(value)
         try:
             out[key] = rule(value)

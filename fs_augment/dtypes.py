@@ -253,7 +253,8 @@ def coerce(values: Any, kind: str, nullable: bool = False) -> Coerced:
             exact = _INT_TYPES if kind == "int" else _BOOL_TYPES
             if _types(values) <= exact | {_NONE}:  # the common case, without a nullable detour
                 out = np.array(values, dtype="float64")
-                return Coerced(out, int(np.isnan(out).sum()), 0)
+                if kind == "bool" or not (np.abs(out) >= 2.0**63).any():  # else: beyond Int64, checked below
+                    return Coerced(out, int(np.isnan(out).sum()), 0)
         out = _as_int(values) if kind == "int" else _as_bool(values)
         if nullable:
             return out

@@ -144,7 +144,7 @@ def entity_texts(values: pd.Series | Sequence[Any], column: str | None = None) -
         if dtype.kind in "iu":
             if isinstance(dtype, pd.api.extensions.ExtensionDtype):  # nullable Int64 and friends
                 mask = values.isna().to_numpy()
-                ints = values.to_numpy(dtype="int64", na_value=0).tolist()
+                ints = values.to_numpy(dtype="uint64" if dtype.kind == "u" else "int64", na_value=0).tolist()
                 return [None if m else str(v) for v, m in zip(ints, mask.tolist(), strict=True)]
             return [str(v) for v in values.to_numpy().tolist()]
         if dtype.kind == "f":
@@ -154,10 +154,15 @@ def entity_texts(values: pd.Series | Sequence[Any], column: str | None = None) -
                 ok = nan | (np.isfinite(arr) & (np.mod(arr, 1) == 0))
             if not ok.all():
                 raise _bad_entity(float(arr[~ok][0]), column)
+            if (np.abs(arr[~nan]) >= 2.0**63).any():  # beyond int64: Python ints, one by one
+                return [entity_to_text(v, column) for v in arr.tolist()]
             ints = np.where(nan, 0, arr).astype("int64").tolist()
             return [None if m else str(v) for v, m in zip(ints, nan.tolist(), strict=True)]
         if dtype.kind == "b":
-            raise _bad_entity(values.iloc[0], column)
+            present = values.dropna()
+            if len(present):
+                raise _bad_entity(present.iloc[0], column)
+            return [None] * len(values)
         values = values.tolist()
     return [entity_to_text(v, column) for v in values]
 
@@ -181,9 +186,28 @@ def decode_value(raw: bytes | str | None) -> Any:
         return None
     if _orjson is not None:
         try:
-            return _orjson.loads(raw)
+            value = _orjson.loads(raw)
         except _orjson.JSONDecodeError:
             pass
+        else:
+            if not _maybe_lossy(value, raw):
+                return value
+    return _decode_text(raw)
+
+
+# orjson reads an integer beyond 64 bits as a float; such values are re-read with json.
+_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+
+
+def _maybe_lossy(value: Any, raw: bytes | str) -> bool:
+    if not isinstance(value, float | list):
+        return False
+    pattern = _LONG_DIGITS if isinstance(raw, str) else _LONG_DIGITS_BYTES
+    return pattern.search(raw) is not None
+
+
+def _decode_text(raw: bytes | str) -> Any:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else raw
     try:
         return json.loads(text, parse_constant=_reject_constant)
@@ -204,9 +228,11 @@ def decode_values(raws: Iterable[bytes | str | None]) -> list[Any]:
             append(None)
             continue
         try:
-            append(loads(raw))
+            value = loads(raw)
         except error:
-            append(decode_value(raw))
+            append(_decode_text(raw))
+            continue
+        append(_decode_text(raw) if _maybe_lossy(value, raw) else value)
     return out
 
 

@@ -137,8 +137,24 @@ class Recipe:
         return out
 
     def to_yaml(self) -> str:
-        """The recipe as YAML text."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        """The recipe as YAML text that :func:`load_recipe` reads back to an equal recipe."""
+        return yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that double-quotes text holding NEL, LS or PS.
+
+    With ``allow_unicode`` PyYAML writes them raw in plain or single-quoted
+    scalars, where reading folds them into spaces; double quotes escape them.
+    """
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if any(c in value for c in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 def _parse_duration(value: Any, where: str) -> float | None:
@@ -182,9 +198,9 @@ def _parse_group(item: Any, where: str) -> FeatureGroup:
     defaults = item.get("defaults") or {}
     if not isinstance(defaults, Mapping):
         raise RecipeError(f"{where}: defaults must map feature names to values, got {defaults!r}")
-    stray = sorted(set(defaults) - set(names))
+    stray = sorted(map(str, set(defaults) - set(names)))
     if stray:
-        raise RecipeError(f"{where}: defaults for feature(s) not listed in features: {', '.join(map(str, stray))}")
+        raise RecipeError(f"{where}: defaults for feature(s) not listed in features: {', '.join(stray)}")
     bad = [k for k, v in defaults.items() if isinstance(v, Mapping | list)]
     if bad:
         raise RecipeError(f"{where}: default of {bad[0]!r} must be a scalar")
@@ -238,7 +254,7 @@ def _parse_loader(section: Any, where: str, base_dir: Path | None) -> LoaderSpec
     if not isinstance(sql, str) or not sql.strip():
         raise RecipeError(f"{where}.sql must be a non-empty SQL string")
     entities = section.get("entity_columns") or ()
-    if isinstance(entities, str) or not all(isinstance(e, str) for e in entities):
+    if isinstance(entities, str) or not isinstance(entities, Sequence) or not all(isinstance(e, str) for e in entities):
         raise RecipeError(f"{where}.entity_columns must be a list of column names")
     return LoaderSpec(
         sql=sql,
