@@ -273,8 +273,12 @@ class FeatureStoreAdapter:
         data = {}
         for name in (n for g in groups for n in g.qualified_names):
             column = values[name]
-            data[name] = column if isinstance(column, np.ndarray) else np.asarray(column, dtype=object)
-        return pd.DataFrame(data, index=spine.index)
+            if not isinstance(column, np.ndarray):
+                values_ = np.empty(len(column), dtype=object)  # element-wise: list values stay lists
+                values_[:] = list(column) if len(column) else []
+                column = values_
+            data[name] = pd.Series(column, index=spine.index, copy=False)
+        return pd.DataFrame(data, index=spine.index, copy=False)
 
     # --- internals -----------------------------------------------------------
     def _latest(
