@@ -1,0 +1,441 @@
+"""The parquet offline store: point-in-time joins with DuckDB against a brute-force reference."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fs_augment.config import load_config
+from fs_augment.errors import FeatureNotFoundError, SpineError, StoreError
+from fs_augment.recipe import FeatureGroup
+from fs_augment.stores.offline import ParquetOfflineStore, open_parquet_store
+
+T0 = pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def minutes(m: float) -> pd.Timestamp:
+    return T0 + pd.Timedelta(minutes=m)
+
+
+def write(path: Path, frame: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+
+
+def spine_of(rows: list[tuple[Any, ...]], columns: tuple[str, ...] = ("user_id", "ts")) -> pd.DataFrame:
+    """A spine as the adapter hands it over: entity keys as text, times as UTC nanoseconds."""
+    frame = pd.DataFrame(rows, columns=list(columns))
+    for column in columns[:-1]:
+        frame[column] = frame[column].astype(object)
+    frame[columns[-1]] = pd.to_datetime(frame[columns[-1]], utc=True).astype("datetime64[ns, UTC]")
+    return frame
+
+
+def missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+# --- the brute-force reference ----------------------------------------------------
+
+@dataclass
+class History:
+    """One namespace's rows as written, in file order, and how they were written."""
+
+    namespace: str
+    entity_column: str
+    entity_kind: str  # "text", "int" or "float": the parquet type of the entity column
+    has_time: bool
+    tz: str | None  # None: naive UTC times in the file
+    files: list[list[tuple[Any, pd.Timestamp | None, int | None, str | None]]]  # (entity, time, n, s)
+    folder: bool
+
+    def write(self, root: Path) -> None:
+        for i, rows in enumerate(self.files):
+            data: dict[str, Any] = {}
+            entities = [r[0] for r in rows]
+            if self.entity_kind == "text":
+                data[self.entity_column] = pd.Series(entities, dtype=object)
+            elif self.entity_kind == "int":
+                data[self.entity_column] = pd.array(entities, dtype="Int64")
+            else:
+                data[self.entity_column] = pd.Series([np.nan if e is None else float(e) for e in entities],
+                                                     dtype="float64")
+            if self.has_time:
+                times = pd.Series(pd.to_datetime([r[1] for r in rows], utc=True), dtype="datetime64[ns, UTC]")
+                data["event_timestamp"] = times.dt.tz_localize(None) if self.tz is None else times.dt.tz_convert(
+                    self.tz)
+            data["n"] = pd.array([r[2] for r in rows], dtype="Int64")
+            data["s"] = pd.Series([r[3] for r in rows], dtype=object)
+            path = root / f"{self.namespace}.parquet"
+            if self.folder:
+                path = root / self.namespace / f"part-{i:02d}.parquet"
+            write(path, pd.DataFrame(data))
+
+    def rows(self) -> list[tuple[int, str | None, pd.Timestamp | None, int | None, str | None]]:
+        """(file order, entity text, time, n, s) of every row."""
+        out = []
+        order = 0
+        for rows in self.files:  # files are named part-00, part-01, ... : name order is list order
+            for entity, time, n, s in rows:
+                text = None if entity is None else str(entity)
+                out.append((order, text, time if self.has_time else None, n, s))
+                order += 1
+        return out
+
+    def as_of(self, entity: str | None, at: pd.Timestamp | None, max_age: float | None) -> tuple[Any, Any] | None:
+        if entity is None or at is None or pd.isna(at):
+            return None
+        candidates = [r for r in self.rows() if r[1] == entity
+                      and (not self.has_time or (r[2] is not None and r[2] <= at))]
+        if not candidates:
+            return None
+        best = max(candidates, key=lambda r: ((r[2].value if self.has_time else 0), r[0]))
+        if self.has_time and max_age is not None and (at - best[2]).value > round(max_age * 1e9):
+            return None
+        return best[3], best[4]
+
+    def latest(self) -> dict[str, tuple[Any, Any]]:
+        out = {}
+        for entity in {r[1] for r in self.rows() if r[1] is not None}:
+            candidates = [r for r in self.rows() if r[1] == entity and (not self.has_time or r[2] is not None)]
+            if candidates:
+                best = max(candidates, key=lambda r: ((r[2].value if self.has_time else 0), r[0]))
+                out[entity] = (best[3], best[4])
+        return out
+
+
+SPECS = {  # namespace -> (entity column, entity pool)
+    "user_demographics": ("user_id", ["u0", "u1", "u2"]),
+    "product_details": ("product_id", [0, 1, 2]),
+    "session_summary": ("sid", [10, 11]),
+}
+TIMES = st.one_of(st.none(), st.integers(0, 8).map(minutes))
+
+
+@st.composite
+def histories(draw: st.DrawFn, namespace: str) -> History:
+    column, pool = SPECS[namespace]
+    kind = "text" if isinstance(pool[0], str) else draw(st.sampled_from(["int", "float"]))
+    row = st.tuples(st.one_of(st.sampled_from(pool), st.none()) if kind != "text" else st.sampled_from(pool),
+                    TIMES, st.one_of(st.none(), st.integers(-5, 5)), st.one_of(st.none(), st.sampled_from("ab")))
+    n_files = draw(st.integers(1, 2))
+    files = [draw(st.lists(row, min_size=0 if n_files > 1 else 1, max_size=8)) for _ in range(n_files)]
+    return History(
+        namespace=namespace,
+        entity_column=column,
+        entity_kind=kind,
+        has_time=draw(st.booleans()) if namespace == "session_summary" else True,
+        tz=draw(st.sampled_from([None, "UTC", "Asia/Seoul", "America/New_York"])),
+        files=files,
+        folder=n_files > 1 or draw(st.booleans()),
+    )
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[list[History], list[float | None], pd.DataFrame]:
+    chosen = draw(st.lists(st.sampled_from(sorted(SPECS)), min_size=1, max_size=3, unique=True))
+    hist = [draw(histories(ns)) for ns in chosen]
+    ages = [draw(st.sampled_from([None, 60.0, 120.0, 0.5])) for _ in hist]
+    columns = [SPECS[h.namespace][0] for h in hist]
+    spine_row = st.tuples(
+        *[st.one_of(st.none(), st.sampled_from([str(v) for v in SPECS[h.namespace][1]] + ["nobody"]))
+          for h in hist],
+        st.one_of(st.none(), st.integers(0, 10).map(minutes), st.integers(0, 600).map(lambda s: minutes(s / 60))),
+    )
+    rows = draw(st.lists(spine_row, min_size=0, max_size=12))
+    if rows and draw(st.booleans()):
+        rows.append(rows[0])  # a duplicate row keeps its own output row
+    return hist, ages, spine_of(rows, (*columns, "ts"))
+
+
+@pytest.fixture(scope="module")
+def scratch_store():
+    """One store for every example (starting DuckDB costs more than an example's join)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ParquetOfflineStore(tmp)
+        yield store
+        store.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(scenario=scenarios())
+def test_point_in_time_matches_brute_force_reference(scratch_store: ParquetOfflineStore, scenario) -> None:
+    hist, ages, spine = scenario
+    store = scratch_store
+    root = store.root
+    for old in root.iterdir():
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    for h in hist:
+        h.write(root)
+    groups = [FeatureGroup(h.namespace, ("n", "s"), h.entity_column, max_age=age)
+              for h, age in zip(hist, ages, strict=True)]
+    result = store.point_in_time(spine, groups, "ts")
+    for h, age in zip(hist, ages, strict=True):
+        n_values = result[f"{h.namespace}:n"]
+        s_values = result[f"{h.namespace}:s"]
+        assert len(n_values) == len(s_values) == len(spine)
+        for i in range(len(spine)):
+            entity = spine[h.entity_column].iloc[i]
+            expected = h.as_of(entity, spine["ts"].iloc[i], age)
+            got = (n_values[i], s_values[i])
+            if expected is None:
+                assert missing(got[0]) and missing(got[1]), (h.namespace, i, got)
+            else:
+                for want, have in zip(expected, got, strict=True):
+                    assert (missing(want) and missing(have)) or want == have, (h.namespace, i, expected, got)
+
+        latest = store.read_latest(FeatureGroup(h.namespace, ("n", "s"), h.entity_column))
+        want_latest = h.latest()
+        assert list(latest.columns) == [h.entity_column, "n", "s"]
+        assert sorted(latest[h.entity_column]) == sorted(want_latest)
+        for entity, n, s in latest.itertuples(index=False):
+            want_n, want_s = want_latest[entity]
+            assert (missing(want_n) and missing(n)) or want_n == n
+            assert (missing(want_s) and missing(s)) or want_s == s
+
+
+# --- plain tests ---------------------------------------------------------------------
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    folder = tmp_path / "features"
+    write(folder / "user_demographics.parquet", pd.DataFrame({
+        "user_id": ["u1", "u1", "u2", "u1"],
+        "event_timestamp": pd.to_datetime([minutes(10), minutes(0), minutes(5), minutes(20)]).tz_localize(None)
+        .astype("datetime64[ns]"),
+        "age": [31, 30, 40, 32],
+        "country_code": ["KR", "KR", "US", None],
+    }))
+    return folder
+
+
+@pytest.fixture
+def store(root: Path):
+    with_store = ParquetOfflineStore(root)
+    yield with_store
+    with_store.close()
+
+
+DEMO = FeatureGroup("user_demographics", ("age", "country_code"), "user_id")
+
+
+def test_inclusive_at_equal_timestamps_to_the_nanosecond(store: ParquetOfflineStore) -> None:
+    one_ns = pd.Timedelta(1, "ns")
+    spine = spine_of([("u1", minutes(10)), ("u1", minutes(10) - one_ns), ("u1", minutes(20) + one_ns)])
+    out = store.point_in_time(spine, [DEMO], "ts")
+    assert out["user_demographics:age"].tolist() == [31, 30, 32]
+    assert out["user_demographics:age"].dtype == np.int64
+    assert out["user_demographics:country_code"].tolist() == ["KR", "KR", None]
+
+
+def test_no_row_before_unknown_entity_and_missing_keys_are_missing(store: ParquetOfflineStore) -> None:
+    spine = spine_of([("u2", minutes(4)), ("u9", minutes(30)), (None, minutes(30)), ("u1", None), ("u2", minutes(5))])
+    out = store.point_in_time(spine, [DEMO], "ts")
+    age = out["user_demographics:age"]
+    assert age.dtype == np.float64  # ints with missing values come back as floats with NaN
+    assert np.isnan(age[:4]).all() and age[4] == 40
+    assert out["user_demographics:country_code"].tolist() == [None, None, None, None, "US"]
+
+
+def test_output_follows_spine_order_with_duplicates(store: ParquetOfflineStore) -> None:
+    rows = [("u1", minutes(25)), ("u2", minutes(6)), ("u1", minutes(1)), ("u1", minutes(25)), ("u2", minutes(6))]
+    out = store.point_in_time(spine_of(rows), [DEMO], "ts")
+    assert out["user_demographics:age"].tolist() == [32, 40, 30, 32, 40]
+
+
+def test_max_age_keeps_a_row_exactly_that_old_and_drops_older(store: ParquetOfflineStore) -> None:
+    group = FeatureGroup("user_demographics", ("age",), "user_id", max_age=300)
+    spine = spine_of([("u1", minutes(15)), ("u1", minutes(15) + pd.Timedelta(1, "ns")), ("u1", minutes(19))])
+    out = store.point_in_time(spine, [group], "ts")["user_demographics:age"]
+    assert out[0] == 31 and np.isnan(out[1]) and np.isnan(out[2])
+
+
+def test_naive_and_zoned_file_times_compare_in_utc(tmp_path: Path) -> None:
+    at = [minutes(0), minutes(10)]
+    write(tmp_path / "user_a.parquet", pd.DataFrame({
+        "user_id": ["u1", "u1"], "event_timestamp": pd.to_datetime(at).tz_localize(None), "v": [1, 2]}))
+    write(tmp_path / "user_b.parquet", pd.DataFrame({  # the same instants, written in Seoul time (UTC+9)
+        "user_id": ["u1", "u1"], "event_timestamp": pd.to_datetime(at).tz_convert("Asia/Seoul"), "v": [1, 2]}))
+    store = ParquetOfflineStore(tmp_path)
+    spine = spine_of([("u1", minutes(9)), ("u1", minutes(10))])
+    groups = [FeatureGroup(ns, ("v",), "user_id") for ns in ("user_a", "user_b")]
+    out = store.point_in_time(spine, groups, "ts")
+    assert out["user_a:v"].tolist() == out["user_b:v"].tolist() == [1, 2]
+    # a spine given in another zone, or naive (read as UTC), means the same instants
+    seoul = spine.assign(ts=spine["ts"].dt.tz_convert("Asia/Seoul"))
+    naive = spine.assign(ts=spine["ts"].dt.tz_localize(None))
+    for other in (seoul, naive):
+        assert store.point_in_time(other, groups, "ts")["user_b:v"].tolist() == [1, 2]
+
+
+def test_ties_take_the_last_row_in_file_order_across_a_folder(tmp_path: Path) -> None:
+    stamp = pd.to_datetime([minutes(0)]).tz_localize(None)
+    write(tmp_path / "user_scores" / "b.parquet", pd.DataFrame({"user_id": ["u1"], "event_timestamp": stamp,
+                                                                 "score": [2.0]}))
+    write(tmp_path / "user_scores" / "a.parquet", pd.DataFrame({"user_id": ["u1", "u1"],
+                                                                 "event_timestamp": stamp.repeat(2),
+                                                                 "score": [0.0, 1.0]}))
+    (tmp_path / "user_scores" / "notes.txt").write_text("not parquet")
+    store = ParquetOfflineStore(tmp_path)
+    group = FeatureGroup("user_scores", ("score",), "user_id")
+    assert store.list_features("user_scores") == ["score"]
+    assert store.point_in_time(spine_of([("u1", minutes(1))]), [group], "ts")["user_scores:score"].tolist() == [2.0]
+    assert store.read_latest(group)["score"].tolist() == [2.0]
+    assert store.namespaces() == ["user_scores"]
+
+
+def test_file_without_event_timestamp_is_valid_since_the_beginning_of_time(tmp_path: Path) -> None:
+    write(tmp_path / "product_details.parquet", pd.DataFrame({"product_id": [7, 7, 8], "price": [1.0, 2.0, 3.0]}))
+    store = ParquetOfflineStore(tmp_path)
+    group = FeatureGroup("product_details", ("price",), "product_id", max_age=1)  # no age: max_age ignored
+    spine = spine_of([("7", pd.Timestamp("1700-01-01", tz="UTC")), ("8", minutes(0)), ("9", minutes(0)),
+                      ("7", None)], ("product_id", "ts"))
+    out = store.point_in_time(spine, [group], "ts")["product_details:price"]
+    assert out[:2].tolist() == [2.0, 3.0] and np.isnan(out[2:]).all()
+    latest = store.read_latest(group)
+    assert latest["product_id"].tolist() == ["7", "8"] and latest["price"].tolist() == [2.0, 3.0]
+
+
+def test_entity_columns_of_numbers_match_as_text(tmp_path: Path) -> None:
+    write(tmp_path / "item_a.parquet", pd.DataFrame({"item_id": pd.array([5, None], dtype="Int64"),
+                                                     "event_timestamp": pd.to_datetime([T0, T0]), "v": [1, 2]}))
+    write(tmp_path / "item_b.parquet", pd.DataFrame({"item_id": [5.0, 5.5], "event_timestamp": pd.to_datetime([T0, T0]),
+                                                     "v": [3, 4]}))
+    store = ParquetOfflineStore(tmp_path)
+    spine = spine_of([("5", minutes(1)), ("5.5", minutes(1))], ("item_id", "ts"))
+    out = store.point_in_time(spine, [FeatureGroup(ns, ("v",), "item_id") for ns in ("item_a", "item_b")], "ts")
+    assert out["item_a:v"][0] == 1 and out["item_b:v"][0] == 3
+    assert np.isnan(out["item_a:v"][1]) and np.isnan(out["item_b:v"][1])  # 5.5 is no entity key
+    # spine entity values that are not text yet are turned into text the contract's way
+    numeric = pd.DataFrame({"item_id": [5, 6], "ts": pd.to_datetime([minutes(1)] * 2)})
+    assert store.point_in_time(numeric, [FeatureGroup("item_a", ("v",), "item_id")], "ts")["item_a:v"][0] == 1
+
+
+def test_value_dtypes(tmp_path: Path) -> None:
+    big = 2**60
+    write(tmp_path / "user_kinds.parquet", pd.DataFrame({
+        "user_id": ["u1", "u2"],
+        "event_timestamp": pd.to_datetime([T0, T0]),
+        "flag": [True, False],
+        "big": [big, 1],
+        "when": pd.to_datetime([T0, T0 + pd.Timedelta(hours=1)]),
+        "tags": [["a"], ["b", "c"]],
+    }))
+    store = ParquetOfflineStore(tmp_path)
+    group = FeatureGroup("user_kinds", ("flag", "big", "when", "tags"), "user_id")
+    full = store.point_in_time(spine_of([("u1", minutes(1)), ("u2", minutes(1))]), [group], "ts")
+    assert full["user_kinds:flag"].dtype == bool and full["user_kinds:big"].tolist() == [big, 1]
+    assert full["user_kinds:when"].dtype.kind == "M" and full["user_kinds:tags"].tolist() == [["a"], ["b", "c"]]
+    holes = store.point_in_time(spine_of([("u1", minutes(1)), ("u3", minutes(1))]), [group], "ts")
+    assert holes["user_kinds:flag"].tolist() == [True, None]
+    assert holes["user_kinds:big"].tolist() == [big, None]  # beyond 2**53: exact Python ints, not floats
+    assert pd.isna(holes["user_kinds:when"][1]) and holes["user_kinds:tags"].tolist() == [["a"], None]
+
+
+def test_empty_spine(store: ParquetOfflineStore) -> None:
+    out = store.point_in_time(spine_of([]), [DEMO], "ts")
+    assert [len(v) for v in out.values()] == [0, 0]
+
+
+def test_unknown_namespace_names_folder_and_what_exists(store: ParquetOfflineStore, root: Path) -> None:
+    with pytest.raises(FeatureNotFoundError) as info:
+        store.point_in_time(spine_of([("u1", minutes(1))]), [FeatureGroup("user_purchases", ("ltv",), "user_id")],
+                            "ts")
+    message = str(info.value)
+    assert "'user_purchases'" in message and str(root) in message and "user_demographics" in message
+    assert isinstance(info.value, KeyError)
+    with pytest.raises(FeatureNotFoundError, match="user_demographics"):
+        store.list_features("nope")
+    with pytest.raises(FeatureNotFoundError, match="invalid namespace"):
+        store.list_features("..")
+
+
+def test_unknown_feature_lists_the_namespace_features(store: ParquetOfflineStore) -> None:
+    group = FeatureGroup("user_demographics", ("age", "gender"), "user_id")
+    with pytest.raises(FeatureNotFoundError, match=r"'gender'.*the namespace has: age, country_code"):
+        store.point_in_time(spine_of([("u1", minutes(1))]), [group], "ts")
+    with pytest.raises(FeatureNotFoundError, match="'event_timestamp'"):
+        store.read_latest(FeatureGroup("user_demographics", ("event_timestamp",), "user_id"))
+    assert store.list_features("user_demographics") == ["age", "country_code"]
+
+
+def test_entity_column_missing_from_file_names_file_and_columns(store: ParquetOfflineStore, root: Path) -> None:
+    group = FeatureGroup("user_demographics", ("age",), "customer_id")
+    spine = spine_of([("u1", minutes(1))], ("customer_id", "ts"))
+    expected = r"user_demographics\.parquet has no entity column 'customer_id'.*user_id, event_timestamp, age"
+    with pytest.raises(StoreError, match=expected):
+        store.point_in_time(spine, [group], "ts")
+
+
+def test_spine_errors_name_the_column(store: ParquetOfflineStore) -> None:
+    spine = spine_of([("u1", minutes(1))])
+    with pytest.raises(SpineError, match=r"'when'.*user_id, ts"):
+        store.point_in_time(spine, [DEMO], "when")
+    with pytest.raises(SpineError, match="'user_id'"):
+        store.point_in_time(spine.drop(columns="user_id"), [DEMO], "ts")
+    with pytest.raises(SpineError, match="'ts' cannot be read as times"):
+        store.point_in_time(spine.assign(ts=["not a time"]), [DEMO], "ts")
+
+
+def test_bad_files_become_store_errors_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "user_broken.parquet").write_bytes(b"this is not parquet")
+    write(tmp_path / "user_bool.parquet", pd.DataFrame({"user_id": [True], "v": [1]}))
+    write(tmp_path / "user_text_time.parquet", pd.DataFrame({"user_id": ["u1"], "event_timestamp": ["yesterday"],
+                                                             "v": [1]}))
+    write(tmp_path / "user_both.parquet", pd.DataFrame({"user_id": ["u1"], "v": [1]}))
+    write(tmp_path / "user_both" / "part.parquet", pd.DataFrame({"user_id": ["u1"], "v": [1]}))
+    write(tmp_path / "user_reserved.parquet", pd.DataFrame({"user_id": ["u1"], "v": [1], "file_row_number": [1]}))
+    store = ParquetOfflineStore(tmp_path)
+    spine = spine_of([("u1", minutes(1))])
+    expected = {"user_broken": "user_broken.parquet", "user_bool": "type BOOLEAN",
+                "user_text_time": "must be a timestamp", "user_both": "keep one of them",
+                "user_reserved": "file_row_number, names DuckDB keeps"}
+    for namespace, text in expected.items():
+        with pytest.raises(StoreError, match=text) as info:
+            store.point_in_time(spine, [FeatureGroup(namespace, ("v",), "user_id")], "ts")
+        assert not isinstance(info.value, FeatureNotFoundError) or namespace == "user_broken"
+
+
+def test_concurrent_joins_share_one_store(store: ParquetOfflineStore) -> None:
+    spine = spine_of([("u1", minutes(m)) for m in range(0, 30)] * 50)
+    expected = store.point_in_time(spine, [DEMO], "ts")["user_demographics:age"]
+    results: list[np.ndarray] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            results.append(store.point_in_time(spine, [DEMO], "ts")["user_demographics:age"])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(results) == 6
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
+
+
+def test_open_parquet_store_resolves_relative_uri(make_config_dir, root: Path) -> None:
+    config_dir = make_config_dir(local={"feature_store": {"provider": "local", "connection_info": {
+        "offline_store_uri": "file://./features"}}})
+    write(config_dir.parent / "features" / "user_x.parquet", pd.DataFrame({"user_id": ["u1"], "v": [1]}))
+    store = open_parquet_store(load_config("local", config_dir))
+    assert store.describe() == f"parquet folder {(config_dir.parent / 'features').resolve()}"
+    assert store.list_features("user_x") == ["v"]
+    store.close()
+    store.close()  # closing twice is fine, and a closed store opens a new connection when used
+    assert store.list_features("user_x") == ["v"]
