@@ -54,9 +54,9 @@ def to_utc(values: pd.Series, column: str) -> pd.Series:
             out = values.dt.tz_convert("UTC")
         else:
             out = pd.to_datetime(values, utc=True)
-    except (ValueError, TypeError) as exc:
+        return out.astype("datetime64[ns, UTC]")
+    except (ValueError, TypeError, OverflowError) as exc:  # OutOfBoundsDatetime is a ValueError
         raise SpineError(f"timestamp column {column!r} cannot be read as times: {exc}") from None
-    return out.astype("datetime64[ns, UTC]")
 
 
 class FeatureStoreAdapter:
@@ -296,11 +296,12 @@ class FeatureStoreAdapter:
             texts = columns[group.entity_column]
             if len(texts) == 1:
                 entity = texts[0]
-                requests.append(FeatureRequest(group.namespace, group.features, [] if entity is None else [entity]))
+                requests.append(FeatureRequest(group.namespace, group.features, [] if entity is None else [entity],
+                                               group.entity_column))
                 codes_by_group.append(None)
                 continue
             codes, uniques = pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=True)
-            requests.append(FeatureRequest(group.namespace, group.features, uniques.tolist()))
+            requests.append(FeatureRequest(group.namespace, group.features, uniques.tolist(), group.entity_column))
             codes_by_group.append(codes)
 
         fetched = self._fetch(requests, online=online)
@@ -404,6 +405,7 @@ class FeatureStoreAdapter:
         prepared[timestamp_column] = to_utc(spine[timestamp_column], timestamp_column).reset_index(drop=True)
         values = self.offline.point_in_time(prepared, groups, timestamp_column)
         elapsed = time.perf_counter() - start
+        missing = sum(int(pd.isna(column).sum()) for column in values.values())
         self.metrics.record("point_in_time", elapsed, values=len(spine) * sum(len(g.features) for g in groups),
-                            missing=0)
+                            missing=missing)
         return values

@@ -27,11 +27,16 @@ __all__ = ["FeatureRequest", "OfflineStore", "OnlineStore"]
 
 
 class FeatureRequest(NamedTuple):
-    """The features of one namespace wanted for a list of entity keys (text)."""
+    """The features of one namespace wanted for a list of entity keys (text).
+
+    ``entity_column`` is the column that keys the namespace (stores whose
+    tables have entity columns use it; key-value stores ignore it).
+    """
 
     namespace: str
     features: Sequence[str]
     entities: Sequence[str]
+    entity_column: str | None = None
 
 
 class OnlineStore(ABC):

@@ -100,7 +100,7 @@ class LocalOnlineStore(OnlineStore):
         index = self._indexes.get(namespace)
         return list(index.columns) if index is not None else []
 
-    def _index(self, namespace: str, features: Sequence[str]) -> _Index:
+    def _index(self, namespace: str, features: Sequence[str], entity_column: str | None = None) -> _Index:
         index = self._indexes.get(namespace)
         if index is not None and all(f in index.columns for f in features):
             return index
@@ -110,7 +110,7 @@ class LocalOnlineStore(OnlineStore):
             if index is not None and not wanted:  # built by another thread meanwhile
                 return index
             entity_column, table = self.offline.latest_table(
-                namespace, wanted, index.entity_column if index is not None else None)
+                namespace, wanted, index.entity_column if index is not None else entity_column)
             index = _extend(index, entity_column, table, wanted)
             self._indexes = {**self._indexes, namespace: index}
             return index
@@ -134,7 +134,7 @@ class LocalOnlineStore(OnlineStore):
             if not request.entities or not request.features:
                 out.append([[] for _ in request.features])
                 continue
-            index = self._index(request.namespace, request.features)
+            index = self._index(request.namespace, request.features, request.entity_column)
             get = index.rows.get
             positions = [get(entity) for entity in request.entities]
             per_feature = []

@@ -480,10 +480,18 @@ class ParquetOfflineStore(OfflineStore):
         The latest row is chosen as in :meth:`point_in_time` at a time after
         every row (greatest ``event_timestamp``, ties to the last row in file
         order; files without timestamps: the last row per entity). Rows are
-        sorted by entity; integer features with missing values are floats.
+        sorted by entity; integer features are pandas ``Int64`` (exact, with
+        ``pd.NA`` for missing values), so materialised values keep their type.
         """
         _, table = self.latest_table(group.namespace, group.features, group.entity_column)
-        return table.to_pandas()
+        return table.to_pandas(types_mapper=_NULLABLE_INTS.get)
+
+
+_NULLABLE_INTS = {
+    pa.int8(): pd.Int64Dtype(), pa.int16(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(),
+    pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.Int64Dtype(), pa.uint16(): pd.Int64Dtype(),
+    pa.uint32(): pd.Int64Dtype(), pa.uint64(): pd.UInt64Dtype(),
+}
 
 
 # --- spine and result conversion ---------------------------------------------

@@ -372,7 +372,7 @@ def all_keys(requests: Sequence[FeatureRequest], prefixes: KeyPrefixes) -> list[
     """Every key of every request: request by request, feature by feature, entity by entity."""
     known = prefixes.known
     keys: list[str] = []
-    for namespace, features, entities in requests:
+    for namespace, features, entities, _ in requests:
         try:
             found = known[namespace, features]  # type: ignore[index]
         except (KeyError, TypeError):
@@ -388,7 +388,7 @@ def all_keys(requests: Sequence[FeatureRequest], prefixes: KeyPrefixes) -> list[
 def key_chunks(requests: Sequence[FeatureRequest], prefixes: KeyPrefixes, size: int) -> Iterator[list[str]]:
     """The keys of :func:`all_keys`, in the same order, as lists of at most ``size`` keys."""
     chunk: list[str] = []
-    for namespace, features, entities in requests:
+    for namespace, features, entities, _ in requests:
         total = len(entities)
         for prefix in prefixes(namespace, features):
             start = 0
@@ -407,7 +407,7 @@ def split_values(values: list[Any], requests: Sequence[FeatureRequest]) -> list[
     """Slice a flat value list (in :func:`all_keys` order) into ``result[i][j][k]``."""
     out: list[list[list[Any]]] = []
     position = 0
-    for _, features, entities in requests:
+    for _, features, entities, _ in requests:
         count, width = len(entities), len(features)
         if count == 1:
             out.append([[value] for value in values[position:position + width]])

@@ -43,7 +43,7 @@ def spine_of(rows: list[tuple[Any, ...]], columns: tuple[str, ...] = ("user_id",
 
 
 def missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 # --- the brute-force reference ----------------------------------------------------
