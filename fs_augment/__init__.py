@@ -29,9 +29,10 @@ _LAZY = {
     "load_spine": "fs_augment.loader",
     "write_namespace": "fs_augment.writer",
     "materialize": "fs_augment.writer",
+    "train": "fs_augment.training",
 }
 _SUBMODULES = {"errors", "keys", "config", "recipe", "adapter", "augmenter", "stores", "cache", "monitoring",
-               "writer", "loader", "cli", "demo", "mlflow"}
+               "writer", "loader", "cli", "demo", "mlflow", "training", "checks", "dtypes", "connections"}
 
 __all__ = ["__version__", *sorted(_LAZY)]
 

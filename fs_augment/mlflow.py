@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -207,7 +208,10 @@ def log_model(
     if predict_method not in _PREDICT_METHODS:
         raise FsAugmentError(f"predict_method must be one of {', '.join(_PREDICT_METHODS)}, got {predict_method!r}")
 
-    inputs = Schema([ColSpec(AnyType(), column) for column in _input_columns(augmenters)])
+    # a served model fills in a missing timestamp column with "now" (AugmentedModel.predict): optional input
+    times = {a.recipe_.timestamp_column for a in augmenters if a.recipe_.timestamp_column}
+    inputs = Schema([ColSpec(AnyType(), column, required=column not in times)
+                     for column in _input_columns(augmenters)])
     output_schema = None
     if input_example is not None:
         set_lookup_mode(pipeline, "batch")
@@ -215,7 +219,10 @@ def log_model(
             prediction = getattr(pipeline, predict_method)(input_example)
         finally:
             set_lookup_mode(pipeline, "auto")
-        output_schema = mlflow.models.infer_signature(input_example, prediction).outputs
+        # only the output schema is inferred: the input schema is the entity columns above
+        with warnings.catch_warnings():  # class labels are ints; the hint about missing ints is moot here
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            output_schema = mlflow.models.infer_signature(pd.DataFrame({"_": [0]}), prediction).outputs
     signature = ModelSignature(
         inputs=inputs,
         outputs=output_schema,
