@@ -91,6 +91,7 @@ class ConnectionInfo:
     redis_ssl_ca_certs: str | None = None
     bigquery_api_endpoint: str | None = None
     bigquery_location: str | None = None
+    bigquery_scratch_dataset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,7 @@ _CONNECTION_SCHEMA = {
     "redis_ssl_ca_certs": _opt_str,
     "bigquery_api_endpoint": _opt_str,
     "bigquery_location": _opt_str,
+    "bigquery_scratch_dataset": _opt_str,
 }
 
 _STORE_SCHEMA = {

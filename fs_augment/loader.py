@@ -161,31 +161,6 @@ def _first_line(error: object) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _bigquery_target(uri: str) -> tuple[str, str]:
-    target = uri[len("bq://"):]
-    project, dot, dataset = target.rpartition(".")
-    if not dot or not project or not dataset:
-        raise ConfigError(f"data lake {uri}: expected bq://PROJECT.DATASET")
-    return project, dataset
-
-
-def _bigquery_client(bigquery: Any, project: str, config: Config | None) -> Any:
-    info = config.feature_store.connection_info if config is not None else None
-    endpoint = info.bigquery_api_endpoint if info is not None else None
-    kwargs: dict[str, Any] = {"project": project}
-    if info is not None and info.bigquery_location:
-        kwargs["location"] = info.bigquery_location
-    if endpoint:
-        from google.api_core.client_options import ClientOptions
-
-        kwargs["client_options"] = ClientOptions(api_endpoint=endpoint)
-        if endpoint.startswith("http://"):  # a local emulator: no Google credentials
-            from google.auth.credentials import AnonymousCredentials
-
-            kwargs["credentials"] = AnonymousCredentials()
-    return bigquery.Client(**kwargs)
-
-
 def _bigquery_tables(client: Any, project: str, dataset: str) -> str:
     try:
         return ", ".join(sorted(t.table_id for t in client.list_tables(f"{project}.{dataset}"))) or "none"
@@ -199,9 +174,16 @@ def _query_bigquery(sql: str, uri: str, config: Config | None) -> pd.DataFrame:
     from google.auth import exceptions as auth_exceptions
     from requests import exceptions as http_exceptions
 
-    project, dataset = _bigquery_target(uri)
+    from fs_augment.stores.bigquery import make_client, parse_bigquery_uri
+
     try:
-        client = _bigquery_client(bigquery, project, config)
+        project, dataset = parse_bigquery_uri(uri)
+    except ConfigError as exc:
+        raise ConfigError(f"data lake {uri}: {exc}") from None
+    info = config.feature_store.connection_info if config is not None else None
+    try:
+        client = make_client(project, location=info.bigquery_location if info else None,
+                             api_endpoint=info.bigquery_api_endpoint if info else None)
     except auth_exceptions.GoogleAuthError as exc:
         raise StoreError(f"data lake {uri}: no Google credentials for BigQuery ({_first_line(exc)})") from exc
     try:

@@ -362,8 +362,24 @@ def parse_bigquery_uri(uri: str) -> tuple[str, str]:
     body = uri[len("bq://"):] if uri.startswith("bq://") else None
     project, _, dataset = (body or "").rpartition(".")
     if body is None or not re.fullmatch(_PROJECT, project) or not re.fullmatch(_DATASET, dataset):
-        raise ConfigError(f"offline_store_uri must look like 'bq://PROJECT.DATASET', got {uri!r}")
+        raise ConfigError(f"a BigQuery URI must look like 'bq://PROJECT.DATASET', got {uri!r}")
     return project, dataset
+
+
+def make_client(project: str, *, location: str | None = None, api_endpoint: str | None = None) -> bigquery.Client:
+    """A BigQuery client: Google's application-default credentials, or anonymous ones for ``api_endpoint``.
+
+    ``api_endpoint`` (config ``bigquery_api_endpoint``) points at a BigQuery
+    other than Google's, such as a local emulator, which takes no credentials.
+    """
+    bq = require("google.cloud.bigquery", "bigquery")
+    if api_endpoint is None:
+        return bq.Client(project=project, location=location)
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+
+    return bq.Client(project=project, location=location, credentials=AnonymousCredentials(),
+                     client_options=ClientOptions(api_endpoint=api_endpoint))
 
 
 # --- the store -------------------------------------------------------------------
@@ -472,19 +488,8 @@ class BigQueryOfflineStore(OfflineStore):
             return self._client
 
     def _new_client(self) -> bigquery.Client:
-        bq = require("google.cloud.bigquery", "bigquery")
         with self._translating("creating the BigQuery client"):
-            if self.api_endpoint is None:
-                return bq.Client(project=self.project, location=self.location)
-            from google.api_core.client_options import ClientOptions
-            from google.auth.credentials import AnonymousCredentials
-
-            return bq.Client(
-                project=self.project,
-                location=self.location,
-                credentials=AnonymousCredentials(),
-                client_options=ClientOptions(api_endpoint=self.api_endpoint),
-            )
+            return make_client(self.project, location=self.location, api_endpoint=self.api_endpoint)
 
     @property
     def uses_storage_api(self) -> bool:
@@ -1074,6 +1079,7 @@ def open_bigquery_store(config: Config) -> BigQueryOfflineStore:
         dataset,
         api_endpoint=info.bigquery_api_endpoint,
         location=info.bigquery_location,
+        scratch_dataset=info.bigquery_scratch_dataset,
         timeout=store.connection_timeout / 1000,
         retry_attempts=store.retry_attempts,
         env=config.env,

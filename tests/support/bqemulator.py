@@ -79,12 +79,17 @@ def default_venv() -> Path:
 
 
 def _require_venv(venv: Path) -> Path:
+    """The emulator venv's python, set up first (once, by the setup script) when it is missing."""
     python = venv / "bin" / "python"
     if not (venv / MARKER_FILE).is_file() or not python.is_file():
-        raise BigQueryEmulatorError(
-            f"BigQuery emulator venv not found (or not completely set up) at {venv}; "
-            f"run `bash {SETUP_SCRIPT} {venv}` first. Refusing to skip the BigQuery tests."
-        )
+        script = Path(__file__).resolve().parents[2] / SETUP_SCRIPT
+        result = subprocess.run(["bash", str(script), str(venv)], capture_output=True, text=True, timeout=900)
+        if result.returncode != 0 or not (venv / MARKER_FILE).is_file():
+            tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+            raise BigQueryEmulatorError(
+                f"BigQuery emulator venv could not be set up at {venv} by `bash {SETUP_SCRIPT} {venv}` "
+                f"(exit {result.returncode}); refusing to skip the BigQuery tests:\n{tail}"
+            )
     return python
 
 
