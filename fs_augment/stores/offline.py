@@ -545,7 +545,7 @@ def _scatter(values: pa.ChunkedArray, rows: np.ndarray, n: int) -> np.ndarray:
             out[rows] = values.to_numpy()
             return out
         filled = values.fill_null(0).to_numpy()
-        if len(filled) and np.abs(filled.astype(np.float64)).max() > _EXACT_FLOAT_INT:
+        if len(filled) and (filled.max() > _EXACT_FLOAT_INT or filled.min() < -_EXACT_FLOAT_INT):  # exact ints
             obj = np.full(n, None, dtype=object)
             obj[rows] = np.asarray(values.to_pylist(), dtype=object)
             return obj
