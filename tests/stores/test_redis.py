@@ -387,6 +387,7 @@ def test_retry_deadline_rides_out_a_cluster_failover(tmp_path: Path, env_for: Ca
         seed_user(client)
         slot_owner = client.get_node_from_key("user_demographics:age:u1")
         client.close()
+        cluster.wait_replicated()  # replication is asynchronous: the replica must hold the keys first
         entry = next(node for node in cluster.masters() if node.port != slot_owner.port)
         host = f"127.0.0.1:{entry.port}"
         config_dir = env_for(host, info={"redis_mode": "cluster"}, retry_deadline=30, retry_attempts=2,
