@@ -98,8 +98,11 @@ def test_fit_transform_adds_features_with_pinned_dtypes(store):
 
 def test_fit_returns_self_and_params_are_stored_unchanged(store):
     aug = FeatureStoreAugmenter(RECIPE, mode="batch", max_missing_rate=0.9)
+    before = clone(aug).get_params()
     assert aug.recipe is RECIPE
     assert aug.fit(spine(["u1"], ["p1"])) is aug
+    assert aug.get_params() == before and aug.recipe is RECIPE
+    assert aug.n_features_in_ == 2 and list(aug.feature_names_in_) == ["user_id", "product_id"]
     assert not hasattr(FeatureStoreAugmenter(RECIPE), "recipe_")
 
 
@@ -237,6 +240,36 @@ def test_set_output_pandas_and_default(store):
 # --- scikit-learn API checks, one by one ------------------------------------------------
 # parametrize_with_checks feeds numeric arrays, which an entity-key transformer cannot take:
 # the API-level checks are run here individually and behaviour is tested with DataFrames.
+
+API_CHECKS = [
+    "check_no_attributes_set_in_init", "check_parameters_default_constructible", "check_get_params_invariance",
+    "check_set_params", "check_estimator_repr", "check_estimator_cloneable", "check_estimator_tags_renamed",
+    "check_valid_tag_types", "check_mixin_order",
+]
+# Not applicable, each for the same reason: they fit on numeric arrays (np.ndarray of floats), while the
+# augmenter takes a DataFrame of entity keys and refuses anything else with a SpineError. Their subject
+# is tested here with DataFrames instead: check_estimators_overwrite_params and
+# check_dont_overwrite_parameters (test_fit_returns_self_and_params_are_stored_unchanged),
+# check_n_features_in (test_fit_transform_adds_features_with_pinned_dtypes), check_fit_check_is_fitted
+# (test_transform_before_fit_raises_not_fitted), check_estimators_pickle (the pickle tests below).
+NOT_APPLICABLE = ["check_estimators_overwrite_params", "check_dont_overwrite_parameters", "check_n_features_in",
+                  "check_fit_check_is_fitted", "check_estimators_pickle"]
+
+
+@pytest.mark.parametrize("check", API_CHECKS)
+def test_scikit_learn_api_checks_one_by_one(check):
+    from sklearn.utils import estimator_checks
+
+    getattr(estimator_checks, check)("FeatureStoreAugmenter", FeatureStoreAugmenter(RECIPE))
+
+
+@pytest.mark.parametrize("check", NOT_APPLICABLE)
+def test_numeric_array_checks_are_refused_with_a_clear_error(check):
+    from sklearn.utils import estimator_checks
+
+    with pytest.raises(SpineError, match="takes a pandas DataFrame"):
+        getattr(estimator_checks, check)("FeatureStoreAugmenter", FeatureStoreAugmenter(RECIPE))
+
 
 def test_clone_get_set_params_and_repr():
     aug = FeatureStoreAugmenter(RECIPE, env="dev", mode="online")
