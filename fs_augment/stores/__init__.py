@@ -11,9 +11,11 @@ import importlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from fs_augment.config import Config, load_config
 from fs_augment.errors import ConfigError
+from fs_augment.monitoring import LookupMetrics, MetricsPusher, redact_url
 
 if TYPE_CHECKING:
     from fs_augment.adapter import FeatureStoreAdapter
@@ -104,6 +106,9 @@ def connect(
 
     config = config if config is not None else load_config(env, config_dir)
     store = config.feature_store
+    endpoint = store.monitoring_endpoint if store.enable_monitoring else None
+    if endpoint is not None:
+        check_monitoring_endpoint(endpoint, config)
     offline = open_offline_store(config)
     try:
         online = open_online_store(config, offline)
@@ -111,6 +116,10 @@ def connect(
         if offline is not None:
             offline.close()
         raise
+    metrics = LookupMetrics(per_feature=store.enable_monitoring)
+    pusher = None
+    if endpoint is not None:
+        pusher = MetricsPusher(metrics, endpoint, source={"env": config.env, "store": online.describe()})
     return FeatureStoreAdapter(
         online,
         offline,
@@ -119,4 +128,16 @@ def connect(
         cache_max_entries=store.cache_max_entries,
         on_store_error=store.on_store_error,
         debug_logging=store.enable_debug_logging,
+        metrics=metrics,
+        pusher=pusher,
     )
+
+
+def check_monitoring_endpoint(endpoint: str, config: Config) -> None:
+    """Raise :class:`ConfigError` unless ``endpoint`` is an ``http(s)://`` URL (never shown whole)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{config.config_dir}: feature_store.monitoring_endpoint of environment {config.env!r} must be an "
+            f"http:// or https:// URL, got {redact_url(endpoint)!r}"
+        )

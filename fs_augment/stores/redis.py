@@ -97,6 +97,12 @@ SCAN_MAX_SECONDS = 2.0
 #: Pauses of the retry_deadline loop, seconds.
 DEADLINE_FIRST_PAUSE = 0.05
 DEADLINE_MAX_PAUSE = 1.0
+#: Upper bounds of settings (key -> limit, reason): beyond them a client hangs or fails.
+LIMITS = {
+    "connection_pool_size": (10_000, "Redis' default maxclients; redis-py allocates the whole pool up front"),
+    "connection_timeout": (3_600_000, "one hour, in ms; use retry_deadline to wait out longer outages"),
+    "retry_attempts": (100, "use retry_deadline to keep retrying for a while"),
+}
 
 _CLIENT_ERRORS = (RedisError, RedisClusterException)
 _TRANSIENT = (
@@ -168,9 +174,21 @@ class RedisOptions:
 
     @classmethod
     def from_config(cls, config: Config) -> RedisOptions:
-        """The options of an environment's ``feature_store`` section."""
+        """The options of an environment's ``feature_store`` section.
+
+        Raises
+        ------
+        ConfigError
+            A setting is beyond what a client can use (see ``LIMITS``).
+        """
         store = config.feature_store
         info = store.connection_info
+        for key, (limit, why) in LIMITS.items():
+            if getattr(store, key) > limit:
+                raise ConfigError(
+                    f"{config.config_dir}: feature_store.{key} of environment {config.env!r} must be at most "
+                    f"{limit} ({why}), got {getattr(store, key)}"
+                )
         return cls(
             host=info.redis_host,
             db=info.redis_db,
@@ -672,8 +690,12 @@ class RedisStore(OnlineStore):
                 "redis_username / redis_password (or the URL's credentials)"
             )
         if _is_transient(exc):
+            retries = self.options.retry_attempts
+            tried = f"{retries} {'retry' if retries == 1 else 'retries'}"
+            if self.options.retry_deadline:
+                tried += f" and retry_deadline {self.options.retry_deadline:g} s"
             return StoreUnavailableError(
-                f"{where} is unavailable after {self.options.retry_attempts} retries "
+                f"{where} is unavailable after {tried} "
                 f"(timeout {self.options.timeout:g} s): {type(exc).__name__}: {detail}"
             )
         if isinstance(exc, ResponseError):
