@@ -7,6 +7,7 @@ turns entity values into keys, asks the backends, and shapes the answers.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ import pandas as pd
 from fs_augment.cache import TTLCache
 from fs_augment.errors import FeatureNotFoundError, SpineError, StoreError, StoreUnavailableError
 from fs_augment.keys import entity_texts, entity_to_text
-from fs_augment.monitoring import LookupMetrics
+from fs_augment.monitoring import LookupMetrics, MetricsPusher
 from fs_augment.recipe import FeatureGroup, parse_feature_specs
 from fs_augment.stores.base import FeatureRequest, OfflineStore, OnlineStore
 
@@ -29,12 +30,73 @@ logger = logging.getLogger("fs_augment.lookups")
 Groups = Sequence[FeatureGroup]
 
 
+class _Plan:
+    """What every lookup of one tuple of groups needs, worked out once (see :func:`_plan`)."""
+
+    __slots__ = ("columns", "first_namespace", "groups", "names", "requests", "widths")
+
+    def __init__(self, groups: tuple[FeatureGroup, ...]) -> None:
+        self.groups = groups
+        first: dict[str, str] = {}
+        for group in groups:
+            first.setdefault(group.entity_column, group.namespace)
+        #: distinct entity columns, in recipe order, and the first namespace each keys (for messages)
+        self.columns = tuple(first)
+        self.first_namespace = tuple(first.values())
+        #: per group: namespace, features, entity column, position of the column in ``columns``
+        self.requests = tuple((g.namespace, g.features, g.entity_column, self.columns.index(g.entity_column))
+                              for g in groups)
+        self.names = tuple(name for g in groups for name in g.qualified_names)
+        self.widths = tuple(len(g.features) for g in groups)
+
+
+#: id(groups) -> plan; a plan holds its groups, so an id is never reused while its entry lives.
+_PLANS: dict[int, _Plan] = {}
+_MAX_PLANS = 256
+
+
+def _plan(groups: tuple[FeatureGroup, ...]) -> _Plan:
+    plan = _PLANS.get(id(groups))
+    if plan is None or plan.groups is not groups:
+        plan = _Plan(groups)
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[id(groups)] = plan
+    return plan
+
+
+#: feature_specs lists parsed lately, newest first: (a deep copy of the list, its groups). A
+#: served model passes the same specs on every call; comparing with == costs far less than parsing.
+_PARSED: list[tuple[list[Any], tuple[FeatureGroup, ...]]] = []
+_MAX_PARSED = 16
+_PLAIN_SPEC_KEYS = frozenset({"namespace", "feature_namespace", "features", "entity_column"})
+
+
+def _plain_specs(specs: Any) -> bool:
+    """Whether ``specs`` is a list of dicts of names only (== on them is exact: no 1 == True)."""
+    return type(specs) is list and all(
+        type(item) is dict and item.keys() <= _PLAIN_SPEC_KEYS and all(
+            type(v) is str or (type(v) in (list, tuple) and all(type(f) is str for f in v)) for v in item.values())
+        for item in specs)
+
+
 def _as_groups(feature_specs: Any) -> tuple[FeatureGroup, ...]:
+    global _PARSED
+    plan = _PLANS.get(id(feature_specs))
+    if plan is not None and plan.groups is feature_specs:  # groups seen before (a recipe's)
+        return feature_specs
     if isinstance(feature_specs, tuple) and all(isinstance(g, FeatureGroup) for g in feature_specs):
         return feature_specs
     if isinstance(feature_specs, list) and feature_specs and all(isinstance(g, FeatureGroup) for g in feature_specs):
         return tuple(feature_specs)
-    return parse_feature_specs(feature_specs)
+    if type(feature_specs) is list:
+        for specs, groups in _PARSED:
+            if specs == feature_specs:
+                return groups
+    groups = parse_feature_specs(feature_specs)
+    if _plain_specs(feature_specs):
+        _PARSED = [(copy.deepcopy(feature_specs), groups), *_PARSED[:_MAX_PARSED - 1]]
+    return groups
 
 
 def missing_entity_column(column: str, available: Sequence[Any], namespaces: Sequence[str]) -> SpineError:
@@ -80,6 +142,10 @@ class FeatureStoreAdapter:
         always raise.
     debug_logging : bool
         Log every lookup (counts and timings, never values) at DEBUG.
+    metrics : LookupMetrics, optional
+        Where lookups are counted (``adapter.metrics.snapshot()``); a new one by default.
+    pusher : MetricsPusher, optional
+        Pushes ``metrics`` to a monitoring endpoint; closed (flushed) by :meth:`close`.
 
     Examples
     --------
@@ -101,6 +167,7 @@ class FeatureStoreAdapter:
         on_store_error: str = "raise",
         debug_logging: bool = False,
         metrics: LookupMetrics | None = None,
+        pusher: MetricsPusher | None = None,
     ) -> None:
         if on_store_error not in ("raise", "default"):
             raise ValueError(f"on_store_error must be 'raise' or 'default', got {on_store_error!r}")
@@ -111,10 +178,15 @@ class FeatureStoreAdapter:
         self.on_store_error = on_store_error
         self.debug_logging = debug_logging
         self.metrics = metrics if metrics is not None else LookupMetrics()
+        if self.cache is not None:
+            self.metrics.attach_cache(self.cache)
+        self.pusher = pusher
 
     # --- lifecycle -------------------------------------------------------
     def close(self) -> None:
-        """Release the stores' connections."""
+        """Release the stores' connections; flush monitoring (bounded) if it pushes."""
+        if self.pusher is not None:
+            self.pusher.close()
         self.online.close()
         if self.offline is not None:
             self.offline.close()
@@ -197,15 +269,13 @@ class FeatureStoreAdapter:
         groups = _as_groups(feature_specs)
         if not isinstance(entity_keys, Mapping):
             raise SpineError(f"entity_keys must be a dict, got {type(entity_keys).__name__}")
-        columns: dict[str, list[str | None]] = {}
-        for group in groups:
-            column = group.entity_column
-            if column not in columns:
-                if column not in entity_keys:
-                    raise missing_entity_column(column, list(entity_keys), [group.namespace])
-                columns[column] = [entity_to_text(entity_keys[column], column)]
-        values = self._latest(columns, groups, online=True)
-        return {name: column[0] for name, column in values.items()}
+        plan = _plan(groups)
+        texts: list[str | None] = []
+        for column, namespace in zip(plan.columns, plan.first_namespace, strict=True):
+            if column not in entity_keys:
+                raise missing_entity_column(column, list(entity_keys), [namespace])
+            texts.append(entity_to_text(entity_keys[column], column))
+        return dict(zip(plan.names, self._latest_row(texts, plan, online=True), strict=True))
 
     # --- DataFrame level ---------------------------------------------------
     def entity_columns(self, spine: pd.DataFrame, groups: Groups) -> dict[str, list[str | None]]:
@@ -251,6 +321,22 @@ class FeatureStoreAdapter:
         columns = self.entity_columns(spine, groups)
         return self._latest(columns, groups, online=online, verify=verify)
 
+    def lookup_texts(
+        self,
+        texts: Mapping[str, Sequence[str | None]],
+        groups: Groups,
+        *,
+        online: bool = False,
+        verify: bool = False,
+    ) -> dict[str, Any]:
+        """Latest feature values for entity keys already turned into text, aligned with them.
+
+        Like :meth:`lookup_columns` without the spine: ``texts`` maps every
+        entity column of ``groups`` to the key text of each row (None for no
+        entity), as :func:`fs_augment.keys.entity_texts` gives them.
+        """
+        return self._latest(texts, _as_groups(groups), online=online, verify=verify)
+
     def get_feature_frame(
         self,
         spine: pd.DataFrame,
@@ -283,33 +369,41 @@ class FeatureStoreAdapter:
     # --- internals -----------------------------------------------------------
     def _latest(
         self,
-        columns: Mapping[str, list[str | None]],
+        columns: Mapping[str, Sequence[str | None]],
         groups: Groups,
         *,
         online: bool,
         verify: bool = False,
     ) -> dict[str, Any]:
+        plan = _plan(groups if isinstance(groups, tuple) else tuple(groups))
+        if not verify and all(len(columns[c]) == 1 for c in plan.columns):  # one row: a served request
+            values = self._latest_row([columns[c][0] for c in plan.columns], plan, online=online)
+            return {name: [value] for name, value in zip(plan.names, values, strict=True)}
         start = time.perf_counter()
         requests: list[FeatureRequest] = []
         codes_by_group: list[np.ndarray | None] = []
-        for group in groups:
-            texts = columns[group.entity_column]
+        no_entity: list[int] = []
+        for namespace, features, column, _ in plan.requests:
+            texts = columns[column]
             if len(texts) == 1:
                 entity = texts[0]
-                requests.append(FeatureRequest(group.namespace, group.features, [] if entity is None else [entity],
-                                               group.entity_column))
+                requests.append(FeatureRequest(namespace, features, [] if entity is None else [entity], column))
                 codes_by_group.append(None)
+                no_entity.append(int(entity is None))
                 continue
             codes, uniques = pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=True)
-            requests.append(FeatureRequest(group.namespace, group.features, uniques.tolist(), group.entity_column))
+            requests.append(FeatureRequest(namespace, features, uniques.tolist(), column))
             codes_by_group.append(codes)
+            no_entity.append(int(np.count_nonzero(codes < 0)))
 
         fetched = self._fetch(requests, online=online)
 
         out: dict[str, Any] = {}
         total = missing = 0
-        for group, codes, result in zip(groups, codes_by_group, fetched, strict=True):
-            for name, values in zip(group.qualified_names, result, strict=True):
+        names = iter(plan.names)
+        for group, codes, absent, result in zip(groups, codes_by_group, no_entity, fetched, strict=True):
+            for feature, values in zip(group.features, result, strict=True):
+                name = next(names)
                 if codes is None:
                     column: Any = values if values else [None]
                 else:
@@ -318,18 +412,32 @@ class FeatureStoreAdapter:
                     lookup[-1] = None
                     column = lookup[codes]
                 out[name] = column
-                n_missing = sum(v is None for v in values) + (
-                    int((codes < 0).sum()) if codes is not None else (not values))
+                n_missing = (values.count(None) if type(values) is list else sum(v is None for v in values)) + absent
                 total += len(values)
                 missing += n_missing
                 if verify and values and n_missing >= len(values):
-                    self._verify_feature(group.namespace, name.split(":", 1)[1])
-        elapsed = time.perf_counter() - start
-        self.metrics.record("online" if online else "batch", elapsed, values=total, missing=missing)
+                    self._verify_feature(group.namespace, feature)
+        self._record("online" if online else "batch", time.perf_counter() - start, total, missing)
+        return out
+
+    def _latest_row(self, texts: list[str | None], plan: _Plan, *, online: bool) -> list[Any]:
+        """The latest values of one entity row (key text per entity column of ``plan``), flat in name order."""
+        start = time.perf_counter()
+        requests = [FeatureRequest(namespace, features, [] if texts[at] is None else [texts[at]], column)
+                    for namespace, features, column, at in plan.requests]
+        fetched = self._fetch(requests, online=online)
+        values = [column[0] if column else None for result in fetched for column in result]
+        total = len(values)
+        if None in texts:  # a namespace without entity: its features are missing, not looked up
+            total -= sum(w for w, (_, _, _, at) in zip(plan.widths, plan.requests, strict=True) if texts[at] is None)
+        self._record("online" if online else "batch", time.perf_counter() - start, total, values.count(None))
+        return values
+
+    def _record(self, kind: str, elapsed: float, total: int, missing: int) -> None:
+        self.metrics.record(kind, elapsed, values=total, missing=missing)
         if self.debug_logging:
             logger.debug("%s lookup: %d keys, %d missing, %.3f ms (env %s)",
-                         "online" if online else "batch", total, missing, elapsed * 1e3, self.env)
-        return out
+                         kind, total, missing, elapsed * 1e3, self.env)
 
     def _fetch(self, requests: list[FeatureRequest], *, online: bool) -> list[list[list[Any]]]:
         wanted = [r for r in requests if r.entities]
@@ -399,13 +507,22 @@ class FeatureStoreAdapter:
                 f"{', '.join(map(str, spine.columns))}"
             )
         start = time.perf_counter()
-        prepared = pd.DataFrame(
-            {column: pd.Series(texts, dtype=object) for column, texts in self.entity_columns(spine, groups).items()}
-        )
-        prepared[timestamp_column] = to_utc(spine[timestamp_column], timestamp_column).reset_index(drop=True)
-        values = self.offline.point_in_time(prepared, groups, timestamp_column)
+        columns = _plan(groups if isinstance(groups, tuple) else tuple(groups)).columns
+        prepared: dict[str, Any] = {}
+        for column in columns:
+            series = spine[column] if column in spine.columns else None
+            if isinstance(series, pd.Series) and isinstance(series.dtype, pd.StringDtype):
+                # text already, NaN for no entity: handed on as it is (Arrow-backed str costs no conversion)
+                prepared[column] = series.array
+        others = [g for g in groups if g.entity_column not in prepared]
+        if others:
+            for column, texts in self.entity_columns(spine, others).items():
+                prepared[column] = pd.Series(texts, dtype=object)
+        prepared = {column: prepared[column] for column in columns}
+        prepared[timestamp_column] = to_utc(spine[timestamp_column], timestamp_column).array
+        values = self.offline.point_in_time(pd.DataFrame(prepared), groups, timestamp_column)
         elapsed = time.perf_counter() - start
-        missing = sum(int(pd.isna(column).sum()) for column in values.values())
+        missing = sum(int(np.count_nonzero(pd.isna(column))) for column in values.values())
         self.metrics.record("point_in_time", elapsed, values=len(spine) * sum(len(g.features) for g in groups),
                             missing=missing)
         return values

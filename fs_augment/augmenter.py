@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from fs_augment import dtypes
 from fs_augment.connections import get_adapter
 from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
+from fs_augment.keys import entity_texts
 from fs_augment.recipe import Recipe, load_recipe
 
 __all__ = ["MODE_VARIABLE", "FeatureStoreAugmenter"]
@@ -29,6 +30,31 @@ MODE_VARIABLE = "FS_AUGMENT_MODE"
 _MODES = ("auto", "batch", "online")
 #: Frames up to this many rows are looked up online in one round trip; larger ones in chunks.
 ONLINE_MAX_ROWS = 1000
+_NO_DEFAULT = object()
+
+
+class _Layout:
+    """The output's shape, worked out once from the fitted state (not pickled; rebuilt after a fit).
+
+    Every transform reuses it: which input columns to read, the output's column index, and each
+    feature's kind and default, so a served 1-row transform does no per-call bookkeeping.
+    """
+
+    __slots__ = ("columns", "entity_columns", "extract", "features", "passthrough")
+
+    def __init__(self, augmenter: FeatureStoreAugmenter) -> None:
+        recipe = augmenter.recipe_
+        self.passthrough = tuple(augmenter._passthrough_columns_)
+        self.entity_columns = recipe.entity_columns
+        #: input columns read once per transform: passed through, or keys of a namespace
+        self.extract = tuple(dict.fromkeys((*self.passthrough, *self.entity_columns)))
+        #: the index pd.DataFrame would infer from the output's labels (built once here)
+        self.columns = pd.Index([*self.passthrough, *augmenter.feature_columns_])
+        defaults = augmenter._defaults_
+        self.features = tuple(
+            (name, qualified, augmenter.feature_kinds_[name], defaults.get(name, _NO_DEFAULT))
+            for name, qualified in zip(augmenter.feature_columns_, augmenter._qualified_, strict=True)
+        )
 
 
 class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
@@ -171,10 +197,32 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
         """
         if not hasattr(self, "feature_columns_"):
             check_is_fitted(self, "feature_columns_")  # raises NotFittedError with sklearn's message
-        X = self._check_frame(X, fitting=False)
+        arrays = self._input_arrays(X)
         online = self._resolve_mode() == "online"
-        values = self._lookup(X, online=online)
-        return self._assemble(X, values)
+        adapter = get_adapter(self.env, self.config_dir)
+        values = self._lookup(X, online=online, adapter=adapter, arrays=arrays)
+        return self._assemble(X, values, adapter=adapter, arrays=arrays)
+
+    def _input_arrays(self, X: Any) -> dict[Any, Any]:
+        """Check ``X`` against the fit; the arrays of the columns a transform reads (passed through, or keys)."""
+        extract = self._layout().extract
+        if not isinstance(X, pd.DataFrame) or len(X.columns) > len(extract) + 2:
+            X = self._check_frame(X, fitting=False)
+            return {column: X[column].array for column in extract}
+        # a frame of (about) the fitted columns: reading them by position builds no column lookup table,
+        # which costs more than the read itself on the fresh 1-row frame of each served request
+        columns = list(X.items())
+        self._check_frame(X, fitting=False, labels=[label for label, _ in columns])
+        wanted = set(extract)
+        arrays = {label: series.array for label, series in columns if label in wanted}
+        if len(arrays) < len(extract):
+            arrays.update((column, X[column].array) for column in extract if column not in arrays)
+        return arrays
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_layout_", None)  # derived from the fitted state; rebuilt where the pickle is loaded
+        return state
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Output column names: passed-through input columns, then the features."""
@@ -209,6 +257,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
         return mode
 
     def _fit_lookup(self, X: pd.DataFrame) -> dict[str, Any]:
+        self.__dict__.pop("_layout_", None)  # a refit pins a new output
         self._validate_params()
         recipe: Recipe = load_recipe(self.recipe)
         self.recipe_ = recipe
@@ -266,17 +315,21 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
             f"dtype ({kind}, from the training lookup)"
         )
 
-    def _check_frame(self, X: Any, *, fitting: bool) -> pd.DataFrame:
+    def _check_frame(self, X: Any, *, fitting: bool, labels: list[Any] | None = None) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
             raise SpineError(
                 f"{type(self).__name__} takes a pandas DataFrame of entity columns, got {type(X).__name__}"
             )
-        if X.columns.has_duplicates:
+        if labels is None:
+            labels = X.columns.tolist()
+        seen = set(labels)  # cheaper than the Index's own lookup table, which a fresh frame would build
+        # a float label may be NaN, which a set does not unify: the Index decides then
+        if (len(seen) != len(labels) or any(type(c) is float for c in seen)) and X.columns.has_duplicates:
             dupes = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
             raise SpineError(f"the spine has duplicated column names: {', '.join(dupes)}")
         if not fitting:
             columns = X.columns
-            missing = [c for c in self.feature_names_in_ if c not in columns]
+            missing = [c for c in self.feature_names_in_ if c not in seen and c not in columns]
             if missing:
                 raise SpineError(
                     f"the spine lacks column(s) seen at fit: {', '.join(map(str, missing))}; it has: "
@@ -284,42 +337,61 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
                 )
         return X
 
-    def _lookup(self, X: pd.DataFrame, *, online: bool, verify: bool = False) -> dict[str, Any]:
-        adapter = get_adapter(self.env, self.config_dir)
+    def _layout(self) -> _Layout:
+        layout = self.__dict__.get("_layout_")
+        if layout is None:
+            layout = self._layout_ = _Layout(self)
+        return layout
+
+    def _lookup(self, X: pd.DataFrame, *, online: bool, verify: bool = False, adapter: Any = None,
+                arrays: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        if adapter is None:
+            adapter = get_adapter(self.env, self.config_dir)
         recipe = self.recipe_
         timestamp = recipe.timestamp_column
         use_time = not online and timestamp is not None and timestamp in X.columns
-        return adapter.lookup_columns(
-            X,
-            recipe.groups,
-            online=online and len(X) <= ONLINE_MAX_ROWS,
-            timestamp_column=timestamp if use_time else None,
-            verify=verify,
-        )
+        online = online and len(X) <= ONLINE_MAX_ROWS
+        if arrays is None or use_time:
+            return adapter.lookup_columns(X, recipe.groups, online=online,
+                                          timestamp_column=timestamp if use_time else None, verify=verify)
+        texts = {column: entity_texts(arrays[column], column) for column in self._layout().entity_columns}
+        return adapter.lookup_texts(texts, recipe.groups, online=online, verify=verify)
 
-    def _assemble(self, X: pd.DataFrame, values: Mapping[str, Any]) -> pd.DataFrame:
-        data: dict[str, Any] = {column: X[column].array for column in self._passthrough_columns_}
+    def _assemble(self, X: pd.DataFrame, values: Mapping[str, Any], *, adapter: Any = None,
+                  arrays: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        layout = self._layout()
+        # keyed by position, labelled once at the end: pandas infers no column index per call
+        data: dict[int, Any] = dict(enumerate(
+            arrays[column] if arrays is not None else X[column].array for column in layout.passthrough))
+        at = len(data)
         n = len(X)
+        nullable = self._nullable_
         missing_rate: dict[str, float] = {}
         invalid_count: dict[str, int] = {}
-        for name, qualified in zip(self.feature_columns_, self._qualified_, strict=True):
-            kind = self.feature_kinds_[name]
+        for name, qualified, kind, default in layout.features:
             if n == 0:
-                data[name] = dtypes.empty(kind, self._nullable_)
+                data[at] = dtypes.empty(kind, nullable)
                 missing_rate[name] = 0.0
                 invalid_count[name] = 0
+                at += 1
                 continue
-            coerced = dtypes.coerce(values[qualified], kind, self._nullable_)
+            coerced = dtypes.coerce(values[qualified], kind, nullable)
             column = coerced.values
-            if coerced.missing and name in self._defaults_:
-                column = dtypes.fill(column, kind, self._defaults_[name])
-            data[name] = column
+            if coerced.missing and default is not _NO_DEFAULT:
+                column = dtypes.fill(column, kind, default)
+            data[at] = column
+            at += 1
             missing_rate[name] = coerced.missing / n
             invalid_count[name] = coerced.invalid
         self.missing_rate_ = missing_rate
         self.invalid_count_ = invalid_count
+        if adapter is None:
+            adapter = get_adapter(self.env, self.config_dir)
+        adapter.metrics.record_features(n, self._qualified_, missing_rate, invalid_count)
         self._check_quality(missing_rate, invalid_count)
-        return pd.DataFrame(data, index=X.index, copy=False)
+        frame = pd.DataFrame(data, index=X.index, copy=False)
+        frame.columns = layout.columns
+        return frame
 
     def _check_quality(self, missing_rate: Mapping[str, float], invalid: Mapping[str, int]) -> None:
         bad_types = {k: v for k, v in invalid.items() if v}

@@ -29,7 +29,7 @@ def get_adapter(env: str | None = None, config_dir: str | os.PathLike[str] | Non
     read now, so the environment is chosen where the code runs.
     """
     request = (env, config_dir, os.environ.get(ENV_VARIABLE), os.environ.get(CONFIG_DIR_VARIABLE))
-    if config_dir is not None or os.environ.get(CONFIG_DIR_VARIABLE):  # a relative ./config moves with cwd
+    if config_dir is not None or request[3]:  # a relative ./config moves with cwd
         adapter = _by_request.get(request)
         if adapter is not None:
             return adapter

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 
 __all__ = ["DTYPES", "NULLABLE_DTYPES", "Coerced", "coerce", "dtype_name", "empty", "fill", "infer_kind"]
 
@@ -102,6 +103,17 @@ def _fits_int64(value: Any) -> bool:
     return _INT64_MIN <= int(value) <= _INT64_MAX
 
 
+def _fits_float(value: Any) -> bool:
+    """Whether a number converts to float64 (a JSON integer may be far beyond it)."""
+    if type(value) is not int:
+        return True
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
 def _big_unsigned(values: Any) -> bool:
     """Whether a uint64 array holds values beyond Int64."""
     dtype = values.dtype
@@ -137,12 +149,16 @@ def _as_float(values: Any) -> Coerced:
         return Coerced(out, int(np.isnan(out).sum()), 0)
     types = _types(values)
     if types <= _NUMBER_TYPES | {_NONE}:
-        out = np.array(values, dtype="float64")
-        return Coerced(out, int(np.isnan(out).sum()), 0)
+        try:
+            out = np.array(values, dtype="float64")
+        except OverflowError:  # an integer beyond float64 (JSON allows it): value by value below
+            pass
+        else:
+            return Coerced(out, int(np.isnan(out).sum()), 0)
     out = np.empty(len(values), dtype="float64")
     invalid = 0
     for i, v in enumerate(values):
-        if type(v) in _NUMBER_TYPES:
+        if type(v) in _NUMBER_TYPES and _fits_float(v):
             out[i] = v
         else:
             out[i] = np.nan
@@ -208,12 +224,25 @@ def _as_bool(values: Any) -> Coerced:
     return Coerced(out, int(out.isna().sum()), invalid)
 
 
+def _text_column(values: Any) -> Coerced | None:
+    """The ``str`` kind of a column of text and missing values (None, NaN, NA) only, without a
+    Python loop; None for anything else (the general path)."""
+    if infer_dtype(values, skipna=True) != "string":  # skips None/NaN/NA only, exactly what counts as missing
+        return None
+    out = pd.array(values, dtype=_STR)  # missing values become NaN
+    return Coerced(out, int(np.count_nonzero(out.isna())), 0)
+
+
 def _as_object(values: Any, kind: str) -> Coerced:
     if kind == "str" and isinstance(getattr(values, "dtype", None), pd.StringDtype):
         out = pd.array(values, dtype=_STR)
         return Coerced(out, int(out.isna().sum()), 0)
     if isinstance(values, pd.api.extensions.ExtensionArray):
         values = values.to_numpy(dtype=object, na_value=None)
+    if kind == "str" and len(values) > 1:
+        fast = _text_column(values)
+        if fast is not None:
+            return fast
     out = np.empty(len(values), dtype=object)
     missing = invalid = 0
     for i, v in enumerate(values):
@@ -235,6 +264,41 @@ def _as_object(values: Any, kind: str) -> Coerced:
     return Coerced(pd.Series(out, dtype=object, copy=False), missing, invalid)
 
 
+_ONE_NAN = (np.nan,)
+_StringArray = pd.arrays.StringArray
+
+
+def _coerce_one(value: Any, kind: str, nullable: bool) -> Coerced | None:
+    """:func:`coerce` of a one-value list for a JSON-decoded value that plainly fits its kind
+    (or is None); None for anything else, which takes the general path.
+
+    Gives exactly what the general path gives: ``float64`` arrays for float, int and bool (not
+    nullable) and a ``str`` array for str.
+    """
+    t = type(value)
+    if kind == "str":
+        if t is str:
+            holder = np.empty(1, dtype=object)
+            holder[0] = value
+            return Coerced(_StringArray(holder, dtype=_STR), 0, 0)
+        if value is None:
+            return Coerced(_StringArray(np.array(_ONE_NAN, dtype=object), dtype=_STR), 1, 0)
+        return None
+    if kind == "float" or not nullable:
+        if value is None:
+            return Coerced(np.array(_ONE_NAN), 1, 0) if kind != "object" else None
+        if kind == "float" and (t is float or (t is int and _INT64_MIN <= value <= _INT64_MAX)):
+            out = np.array((value,), dtype="float64")
+            return Coerced(out, 0 if out[0] == out[0] else 1, 0)
+        if kind == "int" and t is int and _INT64_MIN <= value <= _INT64_MAX:
+            out = np.array((value,), dtype="float64")
+            if abs(out[0]) < 2.0**63:
+                return Coerced(out, 0, 0)
+        elif kind == "bool" and t is bool:
+            return Coerced(np.array((value,), dtype="float64"), 0, 0)
+    return None
+
+
 def coerce(values: Any, kind: str, nullable: bool = False) -> Coerced:
     """Coerce looked-up values to a kind's dtype; misfits become missing and are counted.
 
@@ -246,13 +310,20 @@ def coerce(values: Any, kind: str, nullable: bool = False) -> Coerced:
     >>> coerce([3, None], "int").values
     array([ 3., nan])
     """
+    if type(values) is list and len(values) == 1:  # one served row: the common cases without the general machinery
+        one = _coerce_one(values[0], kind, nullable)
+        if one is not None:
+            return one
     if kind == "float":
         return _as_float(values)
     if kind in ("int", "bool"):
         if not nullable and isinstance(values, list):
             exact = _INT_TYPES if kind == "int" else _BOOL_TYPES
             if _types(values) <= exact | {_NONE}:  # the common case, without a nullable detour
-                out = np.array(values, dtype="float64")
+                try:
+                    out = np.array(values, dtype="float64")
+                except OverflowError:  # an integer beyond float64: checked below
+                    out = np.array([np.inf])
                 if kind == "bool" or not (np.abs(out) >= 2.0**63).any():  # else: beyond Int64, checked below
                     return Coerced(out, int(np.isnan(out).sum()), 0)
         out = _as_int(values) if kind == "int" else _as_bool(values)

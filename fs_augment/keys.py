@@ -131,14 +131,23 @@ def _bad_entity(value: Any, column: str | None) -> SpineError:
     )
 
 
-def entity_texts(values: pd.Series | Sequence[Any], column: str | None = None) -> list[str | None]:
-    """Vectorised :func:`entity_to_text` over a column; None marks no entity.
+def entity_texts(values: pd.Series | np.ndarray | pd.api.extensions.ExtensionArray | Sequence[Any],
+                 column: str | None = None) -> list[str | None]:
+    """Vectorised :func:`entity_to_text` over a column (Series, array or list); None marks no entity.
 
     Examples
     --------
     >>> entity_texts(pd.Series([1, 2, None], dtype="Int64"), "user_id")
     ['1', '2', None]
     """
+    if isinstance(getattr(values, "dtype", None), pd.StringDtype) and len(values) > 1:  # text or missing only
+        return values.to_numpy(dtype=object, na_value=None).tolist()
+    if isinstance(values, np.ndarray | pd.api.extensions.ExtensionArray):  # a column's array, no Series around it
+        if values.dtype.kind == "O":  # object, str, string, categorical: value by value, as a Series would
+            if len(values) == 1:
+                return [entity_to_text(values[0], column)]
+            return [entity_to_text(v, column) for v in values.tolist()]
+        values = pd.Series(values, copy=False)
     if isinstance(values, pd.Series):
         dtype = values.dtype
         if dtype.kind in "iu":
@@ -232,7 +241,10 @@ def decode_values(raws: Iterable[bytes | str | None]) -> list[Any]:
         except error:
             append(_decode_text(raw))
             continue
-        append(_decode_text(raw) if _maybe_lossy(value, raw) else value)
+        # only a float or list whose text holds 19 digits in a row can have lost precision
+        if (type(value) is float or type(value) is list) and len(raw) >= 19 and _maybe_lossy(value, raw):
+            value = _decode_text(raw)
+        append(value)
     return out
 
 

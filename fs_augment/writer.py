@@ -20,9 +20,10 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import islice
+from json.encoder import encode_basestring  # the JSON encoder's own string escaping (ensure_ascii=False)
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,15 +89,40 @@ def _present(series: pd.Series) -> tuple[np.ndarray, list[Any]]:
     return ~series.isna().to_numpy(dtype=bool), series.tolist()
 
 
+def _json_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _plain_encoder(series: pd.Series) -> Callable[[Any], str]:
+    """What writes each present cell (a Python value from ``tolist``) of a column as JSON.
+
+    Columns of one plain type get the JSON encoder's own text for that type without its per-call
+    dispatch (ints in decimal, floats by ``repr``, ``true``/``false``, strings escaped as
+    ``json.dumps(..., ensure_ascii=False)`` does); anything else goes through :func:`encode_value`.
+    """
+    kind = series.dtype.kind
+    if kind in "iu":
+        return str
+    if kind == "b":
+        return _json_bool
+    if kind == "f" and not np.isinf(series.to_numpy(dtype="float64", na_value=np.nan)).any():  # inf: refused below
+        return float.__repr__
+    if isinstance(series.dtype, pd.StringDtype):
+        return encode_basestring
+    return encode_value
+
+
 def _commands(namespace: str, features: Sequence[str], entities: list[str],
               rows: pd.DataFrame) -> Iterator[tuple[str, str]]:
     """``(key, json)`` for every present value, feature by feature."""
     for feature in features:
         prefix = feature_key(namespace, feature, "")
-        present, cells = _present(rows[feature])
+        series = rows[feature]
+        present, cells = _present(series)
+        encode = _plain_encoder(series)
         for entity, ok, value in zip(entities, present.tolist(), cells, strict=True):
             if ok:
-                yield prefix + entity, encode_value(value)
+                yield prefix + entity, encode(value)
 
 
 def write_namespace(

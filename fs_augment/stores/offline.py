@@ -531,6 +531,20 @@ def _spine_entities(spine: pd.DataFrame, column: str) -> pa.Array:
     return pa.array(entity_texts(values, column), type=pa.string())
 
 
+def _text_objects(values: pa.ChunkedArray) -> np.ndarray:
+    """Arrow text as an object array of str (None for null), one Python str per distinct value.
+
+    Feature text is mostly a few categories: reading it through a dictionary makes a handful of
+    str objects rather than one per row, so the copies, scans and checks that follow touch a
+    little memory instead of a million scattered objects.
+    """
+    encoded = (values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values).dictionary_encode()
+    words = np.empty(len(encoded.dictionary) + 1, dtype=object)
+    words[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
+    words[-1] = None
+    return words[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
+
+
 def _scatter(values: pa.ChunkedArray, rows: np.ndarray, n: int) -> np.ndarray:
     """Spread the joined values over ``n`` spine rows; the rows not joined are missing."""
     kind = values.type
@@ -562,7 +576,9 @@ def _scatter(values: pa.ChunkedArray, rows: np.ndarray, n: int) -> np.ndarray:
         out[rows] = stamps
         return out
     out = np.full(n, None, dtype=object)
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_boolean(kind):
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        out[rows] = _text_objects(values)
+    elif pa.types.is_boolean(kind):
         out[rows] = values.to_numpy(zero_copy_only=False)
     else:
         holder = np.empty(len(rows), dtype=object)
