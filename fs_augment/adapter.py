@@ -27,6 +27,9 @@ __all__ = ["FeatureStoreAdapter"]
 
 logger = logging.getLogger("fs_augment.lookups")
 
+#: Seconds between two warnings that online lookups were answered with defaults.
+DEGRADED_WARNING_INTERVAL = 60.0
+
 Groups = Sequence[FeatureGroup]
 
 
@@ -176,6 +179,7 @@ class FeatureStoreAdapter:
         self.env = env
         self.cache = TTLCache(cache_ttl, cache_max_entries) if cache_ttl else None
         self.on_store_error = on_store_error
+        self._last_degraded_warning = float("-inf")
         self.debug_logging = debug_logging
         self.metrics = metrics if metrics is not None else LookupMetrics()
         if self.cache is not None:
@@ -455,7 +459,11 @@ class FeatureStoreAdapter:
             kind = "online" if online else "batch"
             if online and self.on_store_error == "default":
                 self.metrics.record_error(kind, exc, degraded=True)
-                logger.warning("online lookup answered with defaults: %s", exc)
+                now = time.monotonic()
+                if now - self._last_degraded_warning >= DEGRADED_WARNING_INTERVAL:  # not one line a request
+                    self._last_degraded_warning = now
+                    logger.warning("online lookups answered with defaults while the store is down "
+                                   "(counted in metrics; this warning repeats at most once a minute): %s", exc)
                 return [[[None] * len(r.entities) for _ in r.features] for r in requests]
             self.metrics.record_error(kind, exc)
             raise

@@ -27,9 +27,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No environment variables of the package, and no shared store connection, leak between tests."""
+    from fs_augment.connections import close_all
+
     for name in ("FS_AUGMENT_ENV", "FS_AUGMENT_CONFIG_DIR", "FS_AUGMENT_MODE"):
         monkeypatch.delenv(name, raising=False)
+    close_all()
+    yield
+    close_all()
 
 
 @pytest.fixture(scope="session")

@@ -57,13 +57,6 @@ def put(client: Any, namespace: str, rows: dict[str, dict[str, Any]]) -> None:
             client.set(feature_key(namespace, feature, entity), encode_value(value))
 
 
-@pytest.fixture(autouse=True)
-def _fresh_adapters() -> Iterator[None]:
-    close_all()
-    yield
-    close_all()
-
-
 @pytest.fixture
 def fitted(redis_client: redis.Redis, redis_config_dir: Path) -> FeatureStoreAugmenter:
     """An augmenter fitted on the suite's Redis database, holding USERS and PRODUCTS."""

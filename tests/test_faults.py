@@ -24,7 +24,7 @@ import redis
 from redis.cluster import RedisCluster as ClusterClient
 
 from fs_augment import FeatureStoreAugmenter
-from fs_augment.connections import close_all, get_adapter
+from fs_augment.connections import get_adapter
 from fs_augment.errors import StoreError, StoreUnavailableError
 from fs_augment.stores import redis as redis_store
 from fs_augment.writer import write_namespace
@@ -62,13 +62,6 @@ def pairs(users: int, products: int) -> pd.DataFrame:
 def mget_calls(server: RedisServer) -> int:
     stat = server.info("commandstats").get("cmdstat_mget", "calls=0")
     return int(stat.split(",", 1)[0].split("=", 1)[1])
-
-
-@pytest.fixture(autouse=True)
-def _fresh_adapters() -> Iterator[None]:
-    close_all()
-    yield
-    close_all()
 
 
 @pytest.fixture

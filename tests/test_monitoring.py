@@ -97,13 +97,6 @@ def endpoint() -> Iterator[Endpoint]:
     started.close()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_adapters() -> Iterator[None]:
-    close_all()
-    yield
-    close_all()
-
-
 @pytest.fixture
 def seeded(redis_client: redis.Redis) -> redis.Redis:
     write_namespace(pd.DataFrame({"user_id": ["u1", "u2", "u3"], "age": [34, 51, 19],
