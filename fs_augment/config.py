@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import yaml
 
@@ -78,7 +79,54 @@ class Secret:
         raise TypeError("a Secret is never pickled; resolve it from the config where it is used")
 
 
-@dataclass(frozen=True)
+def mask_url(url: str) -> str:
+    """``url`` with the password of its user info (and any query) masked, for display.
+
+    Examples
+    --------
+    >>> mask_url("redis://reader:s3cret@cache:6379/2"), mask_url("https://m.internal/push?token=abc")
+    ('redis://reader:***@cache:6379/2', 'https://m.internal/push?***')
+    >>> mask_url("localhost:6379")
+    'localhost:6379'
+    """
+    if "://" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+    path, question, _ = path.partition("?")
+    return f"{scheme}://{netloc}{slash}{path}{'?***' if question else ''}"
+
+
+def split_url_password(url: str) -> tuple[str, str | None]:
+    """A ``scheme://user:password@host...`` URL without its password, and the password (decoded).
+
+    Examples
+    --------
+    >>> split_url_password("redis://reader:p%40ss@cache:6379/2")
+    ('redis://reader@cache:6379/2', 'p@ss')
+    """
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    netloc = f"{user}@{hostport}" if user else hostport
+    return f"{scheme}://{netloc}{slash}{tail}", unquote(password)
+
+
+def _masked_repr(obj: Any) -> str:
+    shown = []
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        shown.append(f"{f.name}={mask_url(value) if isinstance(value, str) else value!r}")
+    return f"{type(obj).__name__}({', '.join(shown)})"
+
+
+@dataclass(frozen=True, repr=False)
 class ConnectionInfo:
     """Where the environment's stores are (``feature_store.connection_info``)."""
 
@@ -93,8 +141,11 @@ class ConnectionInfo:
     bigquery_location: str | None = None
     bigquery_scratch_dataset: str | None = None
 
+    def __repr__(self) -> str:
+        return _masked_repr(self)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class FeatureStoreConfig:
     """The ``feature_store`` section of an environment's configuration."""
 
@@ -111,6 +162,9 @@ class FeatureStoreConfig:
     retry_deadline: float | None = None
     on_store_error: str = "raise"
     batch_chunk_size: int = 10_000
+
+    def __repr__(self) -> str:
+        return _masked_repr(self)
 
 
 @dataclass(frozen=True)
@@ -142,6 +196,11 @@ class Config:
             conn["redis_password"] = "***" if mask_secrets else conn["redis_password"].get()
         store = {f.name: getattr(self.feature_store, f.name) for f in fields(self.feature_store)}
         store["connection_info"] = conn
+        if mask_secrets:
+            for section in (store, conn):
+                for key, value in section.items():
+                    if isinstance(value, str):
+                        section[key] = mask_url(value)
         return {"feature_store": store, "data_lake": {"uri": self.data_lake_uri}}
 
 
@@ -159,10 +218,12 @@ def _opt_str(value: Any) -> str | None:
     return _str(value)
 
 
-def _int(minimum: int):
+def _int(minimum: int, maximum: int | None = None, why: str = ""):
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise TypeError(f"an integer >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise TypeError(f"at most {maximum} ({why})")
         return value
 
     return check
@@ -237,13 +298,13 @@ _CONNECTION_SCHEMA = {
 
 _STORE_SCHEMA = {
     "provider": _choice("redis", "local"),
-    "connection_timeout": _int(1),
-    "retry_attempts": _int(0),
+    "connection_timeout": _int(1, 3_600_000, "one hour, in ms; use retry_deadline to wait out longer outages"),
+    "retry_attempts": _int(0, 100, "use retry_deadline to keep retrying for a while"),
     "connection_info": _CONNECTION_SCHEMA,
     "cache_ttl": _number,
     "cache_max_entries": _int(1),
     "enable_debug_logging": _bool,
-    "connection_pool_size": _int(1),
+    "connection_pool_size": _int(1, 10_000, "Redis' default maxclients; redis-py allocates the whole pool"),
     "enable_monitoring": _bool,
     "monitoring_endpoint": _opt_str,
     "retry_deadline": _opt_number,
@@ -275,6 +336,8 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = deep_merge(merged[key], value)
+        elif value is None and isinstance(merged.get(key), Mapping):
+            continue  # a section left empty (only comments under it) overrides nothing
         else:
             merged[key] = value
     return merged
@@ -323,10 +386,11 @@ def interpolate(
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        if name in environ:
-            return environ[name]
-        if default is not None:
+        value = environ.get(name)
+        if default is not None and not value:  # as in the shell, ${VAR:-x} also replaces an empty VAR
             return default
+        if value is not None:
+            return value
         file = (where or {}).get(_path, "the configuration")
         raise ConfigError(
             f"{file}: {_path} needs environment variable {name}, which is not set "
@@ -369,7 +433,7 @@ def _validate(tree: Any, schema: Mapping[str, Any], path: str, where: Mapping[st
         try:
             out[key] = rule(value)
         except TypeError as exc:
-            shown = "***" if key == "redis_password" else repr(value)
+            shown = "***" if key == "redis_password" else repr(mask_url(value) if isinstance(value, str) else value)
             raise ConfigError(f"{file}: {dotted} must be {exc}, got {shown}") from None
     return out
 
@@ -480,7 +544,16 @@ def load_config(
     checked = _validate(resolved, _SCHEMA, "", where, interpolated)
 
     store = dict(checked.get("feature_store", {}))
-    info = ConnectionInfo(**store.pop("connection_info", {}))
+    connection = dict(store.pop("connection_info", {}))
+    host, url_password = split_url_password(connection.get("redis_host") or "")
+    if url_password is not None:
+        if connection.get("redis_password") is not None:
+            raise ConfigError(
+                f"{where.get('feature_store.connection_info.redis_host', env_path)}: give the Redis password "
+                "either in feature_store.connection_info.redis_host's URL or in redis_password, not both"
+            )
+        connection.update(redis_host=host, redis_password=Secret(url_password))
+    info = ConnectionInfo(**connection)
     config = Config(
         env=name,
         config_dir=str(folder),

@@ -298,7 +298,7 @@ def test_settings_no_client_can_use_are_config_errors_not_hangs(
         make_config_dir: Callable[..., Path], key: str, value: int) -> None:
     config_dir = make_config_dir(test=store_config("redis", **{key: value}, connection_info={
         "redis_host": "127.0.0.1:6379", "redis_db": 9, "redis_mode": "standalone"}))
-    with pytest.raises(ConfigError, match=rf"feature_store\.{key} of environment 'test' must be at most"):
+    with pytest.raises(ConfigError, match=rf"test\.yaml: feature_store\.{key} must be at most"):
         fs_augment.connect("test", config_dir)
 
 

@@ -136,10 +136,12 @@ def test_variable_is_replaced_by_its_value(prefix, name, value, suffix):
 
 
 @given(env_var_names(), st.text(), st.text().filter(lambda s: "}" not in s))
-def test_default_is_used_only_when_variable_is_unset(name, value, default):
+def test_default_is_used_when_variable_is_unset_or_empty(name, value, default):
+    # as in the shell: ${VAR:-default} gives the default for an unset and for an empty VAR
     template = {"k": f"${{{name}:-{default}}}"}
     assert interpolate(template, {}) == {"k": default}
-    assert interpolate(template, {name: value}) == {"k": value}
+    assert interpolate(template, {name: ""}) == {"k": default}
+    assert interpolate(template, {name: value}) == {"k": value or default}
 
 
 def test_interpolation_error_names_variable_file_and_key():
@@ -543,3 +545,45 @@ def test_shipped_staging_values():
 def test_shipped_config_found_from_project_root(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(REPO_CONFIG.parent)
     assert load_config().env == "local"
+
+
+def test_a_section_left_empty_in_an_env_file_overrides_nothing(make_config_dir: MakeConfigDir):
+    folder = make_config_dir(base={"feature_store": {"connection_timeout": 200,
+                                                     "connection_info": {"redis_db": 7}}})
+    (folder / "dev.yaml").write_text("feature_store:\n  # nothing for dev yet\n", encoding="utf-8")
+    store = load_config("dev", folder).feature_store
+    assert store.connection_timeout == 200 and store.connection_info.redis_db == 7
+
+
+def test_a_password_in_the_redis_url_becomes_the_secret(make_config_dir: MakeConfigDir):
+    folder = make_config_dir(dev={"feature_store": {"connection_info": {
+        "redis_host": "redis://reader:${PW}@cache.internal:6379/3"}}})
+    config = load_config("dev", folder, environ={"PW": "p@ss:word"})
+    info = config.feature_store.connection_info
+    assert info.redis_host == "redis://reader@cache.internal:6379/3"
+    assert info.redis_password.get() == "p@ss:word"
+    for shown in (repr(config), str(config), str(config.to_dict())):
+        assert "p@ss:word" not in shown
+
+
+def test_a_url_password_and_redis_password_together_are_an_error(make_config_dir: MakeConfigDir):
+    folder = make_config_dir(dev={"feature_store": {"connection_info": {
+        "redis_host": "redis://u:one@h:6379", "redis_password": "two"}}})
+    with pytest.raises(ConfigError, match=r"dev\.yaml: give the Redis password either in .*redis_host") as info:
+        load_config("dev", folder)
+    assert "one" not in str(info.value).replace("either", "") and "two" not in str(info.value)
+
+
+def test_tokens_in_monitoring_urls_are_masked_for_display(make_config_dir: MakeConfigDir):
+    folder = make_config_dir(dev={"feature_store": {"monitoring_endpoint": "https://svc:tok3n@m.internal/push?k=x"}})
+    config = load_config("dev", folder)
+    assert config.feature_store.monitoring_endpoint == "https://svc:tok3n@m.internal/push?k=x"
+    assert "tok3n" not in repr(config) and "tok3n" not in str(config.to_dict())
+
+
+@pytest.mark.parametrize(("key", "value"), [("connection_pool_size", 10**9), ("connection_timeout", 10**15),
+                                            ("retry_attempts", 10**9)])
+def test_settings_no_client_can_use_are_refused_when_loading(make_config_dir: MakeConfigDir, key, value):
+    folder = make_config_dir(dev={"feature_store": {key: value}})
+    with pytest.raises(ConfigError, match=rf"dev\.yaml: feature_store\.{key} must be at most"):
+        load_config("dev", folder)

@@ -98,12 +98,6 @@ SCAN_MAX_SECONDS = 2.0
 DEADLINE_FIRST_PAUSE = 0.05
 DEADLINE_MAX_PAUSE = 1.0
 #: Upper bounds of settings (key -> limit, reason): beyond them a client hangs or fails.
-LIMITS = {
-    "connection_pool_size": (10_000, "Redis' default maxclients; redis-py allocates the whole pool up front"),
-    "connection_timeout": (3_600_000, "one hour, in ms; use retry_deadline to wait out longer outages"),
-    "retry_attempts": (100, "use retry_deadline to keep retrying for a while"),
-}
-
 _CLIENT_ERRORS = (RedisError, RedisClusterException)
 _TRANSIENT = (
     redis.ConnectionError,
@@ -179,16 +173,10 @@ class RedisOptions:
         Raises
         ------
         ConfigError
-            A setting is beyond what a client can use (see ``LIMITS``).
+            The settings cannot be used together (e.g. TLS CA with a redis:// URL).
         """
         store = config.feature_store
         info = store.connection_info
-        for key, (limit, why) in LIMITS.items():
-            if getattr(store, key) > limit:
-                raise ConfigError(
-                    f"{config.config_dir}: feature_store.{key} of environment {config.env!r} must be at most "
-                    f"{limit} ({why}), got {getattr(store, key)}"
-                )
         return cls(
             host=info.redis_host,
             db=info.redis_db,

@@ -475,8 +475,8 @@ def test_cache_serves_repeated_online_lookups_until_expiry(server: RedisServer, 
         assert third["user_demographics:age"] == 35 and commands == {"mget": 1}
 
 
-def test_store_is_never_pickled(redis_client: redis.Redis) -> None:
-    store = store_for_url("redis://127.0.0.1:6379/9")
+def test_store_is_never_pickled(redis_client: redis.Redis, redis_url: str) -> None:
+    store = store_for_url(redis_url)
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(store)
     adapter = fs_augment.FeatureStoreAdapter(store)
@@ -484,10 +484,10 @@ def test_store_is_never_pickled(redis_client: redis.Redis) -> None:
         pickle.dumps(adapter)
 
 
-def test_close_and_reuse(redis_client: redis.Redis) -> None:
+def test_close_and_reuse(redis_client: redis.Redis, redis_url: str) -> None:
     seed_user(redis_client)
     requests = [FeatureRequest("user_demographics", ("age",), ["u1"])]
-    with store_for_url("redis://127.0.0.1:6379/9") as store:
+    with store_for_url(redis_url) as store:
         assert store.fetch(requests, online=True) == [[[34]]]
         store.close()
         assert store.fetch(requests) == [[[34]]]  # reconnects
@@ -508,10 +508,10 @@ def test_debug_logging_counts_keys_and_never_logs_values(
     assert not any("secret-value" in r.getMessage() for r in caplog.records)
 
 
-def test_list_and_has_feature(redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_list_and_has_feature(redis_client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     seed_user(redis_client)
     redis_client.set("user_demographicsX:other:u1", "1")  # a namespace sharing a prefix
-    with store_for_url("redis://127.0.0.1:6379/9") as store:
+    with store_for_url(redis_url) as store:
         assert store.list_features("user_demographics") == ["age", "country_code", "gender"]
         assert store.list_features("nothing_here") == []
         assert store.has_feature("user_demographics", "age")
@@ -562,9 +562,9 @@ def test_writer_ttl_sets_expiry(redis_client: redis.Redis) -> None:
         write_namespace(frame, "user_demographics", redis_client, ttl=0)
 
 
-def test_writer_accepts_a_url_and_names_a_missing_entity_column(redis_client: redis.Redis) -> None:
+def test_writer_accepts_a_url_and_names_a_missing_entity_column(redis_client: redis.Redis, redis_url: str) -> None:
     frame = pd.DataFrame({"product_id": ["p1"], "price": [9.5]})
-    assert write_namespace(frame, "product_details", "redis://127.0.0.1:6379/9", chunk_size=1) == 1
+    assert write_namespace(frame, "product_details", redis_url, chunk_size=1) == 1
     assert redis_client.get("product_details:price:p1") == b"9.5"
     with pytest.raises(fs_augment.errors.SpineError, match=r"'user_id'.*product_id, price"):
         write_namespace(frame, "user_demographics", redis_client)
