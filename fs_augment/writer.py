@@ -113,16 +113,15 @@ def _plain_encoder(series: pd.Series) -> Callable[[Any], str]:
 
 
 def _commands(namespace: str, features: Sequence[str], entities: list[str],
-              rows: pd.DataFrame) -> Iterator[tuple[str, str]]:
-    """``(key, json)`` for every present value, feature by feature."""
+              rows: pd.DataFrame) -> Iterator[tuple[str, str | None]]:
+    """``(key, json)`` for every present value and ``(key, None)`` for every missing one, feature by feature."""
     for feature in features:
         prefix = feature_key(namespace, feature, "")
         series = rows[feature]
         present, cells = _present(series)
         encode = _plain_encoder(series)
         for entity, ok, value in zip(entities, present.tolist(), cells, strict=True):
-            if ok:
-                yield prefix + entity, encode(value)
+            yield prefix + entity, encode(value) if ok else None
 
 
 def write_namespace(
@@ -139,8 +138,9 @@ def write_namespace(
     Every present value becomes ``SET {namespace}:{feature}:{entity} <json>``
     (:func:`fs_augment.keys.encode_value`), ``chunk_size`` keys per round trip
     in non-transactional pipelines (as ``MSET`` commands when there is no
-    ``ttl``, as ``SET ... EX`` with one). Missing values (None, NaN, NA) are
-    not written, so they read back as missing.
+    ``ttl``, as ``SET ... EX`` with one). A missing value (None, NaN, NA) is
+    not written, and its key is deleted, so it reads back as missing even
+    where an earlier write had a value.
 
     Parameters
     ----------
@@ -163,7 +163,7 @@ def write_namespace(
     Returns
     -------
     int
-        Number of keys written.
+        Number of keys written (deleted keys of missing values not counted).
 
     Raises
     ------
@@ -207,7 +207,13 @@ def _send(client: Any, commands: Iterable[tuple[str, str]], expiry: Mapping[str,
     """
     written = 0
     cluster = hasattr(client, "mset_nonatomic")
-    for chunk in _batches(commands, chunk_size):
+    for batch in _batches(commands, chunk_size):
+        chunk = [(key, value) for key, value in batch if value is not None]
+        stale = [key for key, value in batch if value is None]
+        if stale:
+            client.delete(*stale)  # split by slot on a cluster
+        if not chunk:
+            continue
         if not expiry and cluster:
             client.mset_nonatomic(dict(chunk))
         else:

@@ -550,6 +550,14 @@ def test_writer_keeps_the_latest_row_and_skips_missing_values(redis_client: redi
     assert not redis_client.keys("user_demographics:*:None")
 
 
+def test_rewriting_a_value_that_became_missing_deletes_the_stale_key(redis_client: redis.Redis) -> None:
+    write_namespace(pd.DataFrame({"user_id": ["u1", "u2"], "age": [34, 51]}), "user_demographics", redis_client)
+    assert write_namespace(pd.DataFrame({"user_id": ["u1", "u2"], "age": [35, None]}),
+                           "user_demographics", redis_client) == 1
+    assert redis_client.get("user_demographics:age:u1") == b"35.0"
+    assert redis_client.exists("user_demographics:age:u2") == 0
+
+
 def test_writer_ttl_sets_expiry(redis_client: redis.Redis) -> None:
     frame = pd.DataFrame({"user_id": ["u1"], "age": [34]})
     write_namespace(frame, "user_demographics", redis_client, ttl=100)
