@@ -39,6 +39,9 @@ mlflow = require("mlflow", "mlflow")
 from mlflow.models import ModelSignature  # noqa: E402
 from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema  # noqa: E402
 
+_INNER_ESTIMATORS = (("best_estimator_", "estimator"), ("estimator_", "base_estimator"),
+                     ("regressor_", "regressor"), ("final_estimator_", "final_estimator"))
+
 
 def find_augmenters(estimator: Any) -> list[Any]:
     """Every FeatureStoreAugmenter inside an estimator (Pipeline, ColumnTransformer, FeatureUnion ...)."""
@@ -54,17 +57,28 @@ def find_augmenters(estimator: Any) -> list[Any]:
         if isinstance(obj, FeatureStoreAugmenter):
             found.append(obj)
             return
-        for attr in ("steps", "transformer_list", "transformers", "transformers_"):
-            for item in getattr(obj, attr, None) or ():
+        # the fitted copies where a meta-estimator keeps them (ColumnTransformer.transformers_,
+        # GridSearchCV.best_estimator_, ...), the templates only when there are no fitted ones
+        lists = [getattr(obj, "steps", None), getattr(obj, "transformer_list", None),
+                 getattr(obj, "transformers_", None) or getattr(obj, "transformers", None)]
+        for items in lists:
+            for item in items or ():
                 if isinstance(item, tuple) and len(item) >= 2:
                     walk(item[1])
-        for attr in ("estimator", "estimator_", "base_estimator", "final_estimator_", "regressor_", "classifier"):
-            inner = getattr(obj, attr, None)
+        for fitted, template in _INNER_ESTIMATORS:
+            inner = getattr(obj, fitted, None)
+            if inner is None:
+                inner = getattr(obj, template, None)
             if inner is not None and hasattr(inner, "get_params"):
                 walk(inner)
 
     walk(estimator)
     return found
+
+
+def _restore_modes(augmenters: list[Any], modes: list[str]) -> None:
+    for augmenter, mode in zip(augmenters, modes, strict=True):
+        augmenter.set_params(mode=mode)
 
 
 def set_lookup_mode(estimator: Any, mode: str) -> None:
@@ -213,12 +227,20 @@ def log_model(
     inputs = Schema([ColSpec(AnyType(), column, required=column not in times)
                      for column in _input_columns(augmenters)])
     output_schema = None
+    for augmenter in augmenters:
+        if augmenter.env is not None or augmenter.config_dir is not None:
+            warnings.warn(
+                f"an augmenter of this pipeline is pinned to env={augmenter.env!r}, "
+                f"config_dir={augmenter.config_dir!r}: the served model will read that environment wherever it "
+                "runs; leave env and config_dir unset to choose the environment with FS_AUGMENT_ENV where it is "
+                "served", UserWarning, stacklevel=2)
+    modes = [augmenter.mode for augmenter in augmenters]
     if input_example is not None:
         set_lookup_mode(pipeline, "batch")
         try:
             prediction = getattr(pipeline, predict_method)(input_example)
         finally:
-            set_lookup_mode(pipeline, "auto")
+            _restore_modes(augmenters, modes)
         # only the output schema is inferred: the input schema is the entity columns above
         with warnings.catch_warnings():  # class labels are ints; the hint about missing ints is moot here
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
@@ -233,9 +255,12 @@ def log_model(
     stats = {a.recipe_.source or f"augmenter_{i}": a.feature_stats_ for i, a in enumerate(augmenters)}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        set_lookup_mode(pipeline, "auto")
-        with open(folder / "pipeline.pkl", "wb") as fh:
-            pickle.dump(pipeline, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        set_lookup_mode(pipeline, "auto")  # the pickle leaves the mode to where it is loaded
+        try:
+            with open(folder / "pipeline.pkl", "wb") as fh:
+                pickle.dump(pipeline, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            _restore_modes(augmenters, modes)
         recipe_text = "\n---\n".join(a.recipe_.to_yaml() for a in augmenters)
         (folder / "recipe.yaml").write_text(recipe_text, encoding="utf-8")
         (folder / "feature_manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")

@@ -223,3 +223,34 @@ def test_log_model_refuses_unfitted_or_augmenter_free_pipelines(project):
         fs_mlflow.log_model(Pipeline([("augment", FeatureStoreAugmenter(RECIPE))]), "model")
     with pytest.raises(FsAugmentError, match="no FeatureStoreAugmenter"):
         fs_mlflow.log_model(Pipeline([("model", DecisionTreeClassifier())]), "model")
+
+
+def test_log_model_leaves_the_pipeline_as_it_was_and_finds_fitted_augmenters(project):
+    import mlflow
+    from sklearn.model_selection import GridSearchCV
+
+    pipe, X = fitted_pipeline(project["ages"])
+    pipe.set_params(augment__mode="batch")
+    with mlflow.start_run():
+        fs_mlflow.log_model(pipe, "model", input_example=X.head(2))
+    assert pipe.named_steps["augment"].mode == "batch"
+
+    y = np.array([int(project["ages"][u] > 45) for u in X["user_id"]])
+    search = GridSearchCV(fitted_pipeline(project["ages"])[0], {"model__max_depth": [2, 3]}, cv=2).fit(X, y)
+    found = fs_mlflow.find_augmenters(search)
+    assert found and all(hasattr(a, "feature_columns_") for a in found)
+    assert found[0] is search.best_estimator_.named_steps["augment"]
+    with mlflow.start_run():
+        info = fs_mlflow.log_model(search, "search", input_example=X.head(2))
+    loaded = fs_mlflow.load_model(info.model_uri)
+    assert fs_mlflow.find_augmenters(loaded.unwrap_python_model().pipeline)[0].mode == "online"
+    np.testing.assert_array_equal(np.asarray(loaded.predict(X.head(5))), search.predict(X.head(5)))
+
+
+def test_log_model_warns_when_an_augmenter_is_pinned_to_an_environment(project):
+    import mlflow
+
+    pipe, _ = fitted_pipeline(project["ages"])
+    pipe.set_params(augment__env="train")
+    with mlflow.start_run(), pytest.warns(UserWarning, match="pinned to env='train'"):
+        fs_mlflow.log_model(pipe, "model")
