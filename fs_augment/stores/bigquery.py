@@ -8,8 +8,8 @@ The spine is sent to BigQuery and the join runs there, never in pandas: a
 small spine (at most ``array_max_rows`` usable rows) travels as an
 ``ARRAY<STRUCT>`` query parameter, a larger one is uploaded as a scratch table
 ``_fs_augment_spine_<uuid>`` that expires after an hour and is deleted as soon
-as the query has run. The SQL is generated from the schema (see
-:func:`point_in_time_sql` and :func:`latest_sql`); values travel as parameters.
+as the query has run. The SQL is generated from the schema by
+:mod:`fs_augment.stores.bigquery_sql`; values travel as parameters.
 
 Semantics of :meth:`BigQueryOfflineStore.point_in_time`, the same as the
 parquet store's (:mod:`fs_augment.stores.offline`) unless said otherwise:
@@ -68,7 +68,6 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -86,9 +85,21 @@ from fs_augment.errors import (
     StoreUnavailableError,
     require,
 )
-from fs_augment.keys import NAME_PATTERN, entity_column_for, entity_texts
+from fs_augment.keys import NAME_PATTERN, entity_column_for
 from fs_augment.recipe import FeatureGroup
+from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
+from fs_augment.stores.bigquery_sql import (
+    ORDERABLE_TYPES,
+    TIMESTAMP_COLUMN,
+    TableSQL,
+    entity_sql,
+    latest_sql,
+    parse_bigquery_uri,
+    point_in_time_sql,
+    table_reference,
+    time_sql,
+)
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -111,8 +122,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The column holding each feature row's time (CONTRACT 4.4).
-TIMESTAMP_COLUMN = "event_timestamp"
 #: Name prefix of the scratch tables holding uploaded spines.
 SCRATCH_PREFIX = "_fs_augment_spine_"
 #: Spines with at most this many usable rows travel as a query parameter.
@@ -120,15 +129,7 @@ ARRAY_SPINE_MAX_ROWS = 1000
 #: How long a scratch table lives if the store cannot delete it.
 SCRATCH_TTL = dt.timedelta(hours=1)
 
-_PROJECT = r"[A-Za-z0-9.:_-]+"
-_DATASET = r"[A-Za-z0-9_]+"
-_EXACT_FLOAT_INT = 1 << 53
 _MAX_AGE_US_CAP = 1 << 62  # beyond any difference of two BigQuery timestamps (~3.2e17 us)
-_INT64_LIMIT = 9.2e18  # floats of smaller magnitude cast to INT64 exactly
-_ORDERABLE = frozenset({
-    "INT64", "INTEGER", "FLOAT64", "FLOAT", "NUMERIC", "BIGNUMERIC", "BOOL", "BOOLEAN", "STRING",
-    "BYTES", "DATE", "DATETIME", "TIME", "TIMESTAMP",
-})
 _ARROW_TYPES = {
     "INT64": pa.int64(), "INTEGER": pa.int64(), "FLOAT64": pa.float64(), "FLOAT": pa.float64(),
     "BOOL": pa.bool_(), "BOOLEAN": pa.bool_(), "STRING": pa.string(), "BYTES": pa.binary(),
@@ -144,227 +145,7 @@ _TRANSIENT_REASONS = frozenset({
 })
 
 
-# --- SQL: pure functions -------------------------------------------------------
-
-def quote_identifier(name: str) -> str:
-    """``name`` in backticks, refused if it could break out of them.
-
-    Examples
-    --------
-    >>> quote_identifier("age")
-    '`age`'
-    """
-    if not name or any(c in name for c in "`\\\n\r"):
-        raise StoreError(f"{name!r} cannot be a BigQuery identifier")
-    return f"`{name}`"
-
-
-def table_reference(project: str, dataset: str, table: str) -> str:
-    """The quoted reference ``` `project.dataset.table` ```.
-
-    Examples
-    --------
-    >>> table_reference("p", "features", "user_demographics")
-    '`p.features.user_demographics`'
-    """
-    return quote_identifier(f"{project}.{dataset}.{table}")
-
-
-def entity_sql(column: str, field_type: str) -> str | None:
-    """The entity of table row ``t`` as text, the contract's way, or None if the type cannot key.
-
-    Examples
-    --------
-    >>> entity_sql("user_id", "STRING"), entity_sql("product_id", "INT64")
-    ('t.`user_id`', 'CAST(t.`product_id` AS STRING)')
-    """
-    ref = f"t.{quote_identifier(column)}"
-    if field_type == "STRING":
-        return ref
-    if field_type in ("INT64", "INTEGER"):
-        return f"CAST({ref} AS STRING)"
-    if field_type in ("FLOAT64", "FLOAT", "NUMERIC", "BIGNUMERIC"):
-        value = f"CAST({ref} AS FLOAT64)"
-        return (
-            f"CASE WHEN IS_NAN({value}) OR IS_INF({value}) OR {value} != TRUNC({value}) THEN NULL "
-            f"WHEN ABS({value}) < {_INT64_LIMIT:g} THEN CAST(CAST({value} AS INT64) AS STRING) "
-            f"ELSE FORMAT('%.0f', {value}) END"
-        )
-    return None
-
-
-def time_sql(field_type: str) -> str | None:
-    """The time of table row ``t`` as a ``TIMESTAMP`` (UTC), or None if the type is not a time.
-
-    Examples
-    --------
-    >>> time_sql("TIMESTAMP"), time_sql("DATE")
-    ('t.`event_timestamp`', 'TIMESTAMP(t.`event_timestamp`)')
-    """
-    ref = f"t.{quote_identifier(TIMESTAMP_COLUMN)}"
-    if field_type == "TIMESTAMP":
-        return ref
-    if field_type in ("DATETIME", "DATE"):
-        return f"TIMESTAMP({ref})"
-    return None
-
-
-@dataclass(frozen=True)
-class TableSQL:
-    """What the SQL of one namespace needs: its table and how to read its rows.
-
-    Attributes
-    ----------
-    table : str
-        Quoted table reference.
-    entity : str
-        SQL expression of row ``t``'s entity as text (:func:`entity_sql`).
-    time : str or None
-        SQL expression of row ``t``'s time (:func:`time_sql`); None when the
-        table has no ``event_timestamp``.
-    features : tuple of str
-        The feature columns to read.
-    tiebreak : tuple of str
-        The features that order rows with equal times (orderable types).
-    spine_entity : str
-        The spine column holding this namespace's entity keys.
-    max_age : bool
-        Whether rows older than the parameters ``@max_age_us_<i>`` and
-        ``@max_age_rem_<i>`` (nanoseconds beyond the microseconds) are ignored.
-    """
-
-    table: str
-    entity: str
-    time: str | None
-    features: tuple[str, ...]
-    tiebreak: tuple[str, ...] = ()
-    spine_entity: str = "e0"
-    max_age: bool = False
-
-    def order_by(self) -> str:
-        """The window order putting the row to use first."""
-        keys = [f"{self.time} DESC"] if self.time is not None else []
-        keys += [f"t.{quote_identifier(f)} DESC NULLS LAST" for f in self.tiebreak]
-        return f" ORDER BY {', '.join(keys)}" if keys else ""
-
-    def values(self) -> str:
-        """``t.<feature> AS c<j>`` for every feature."""
-        return ", ".join(f"t.{quote_identifier(f)} AS c{j}" for j, f in enumerate(self.features))
-
-
-def spine_columns(groups: Sequence[TableSQL]) -> tuple[str, ...]:
-    """The columns of the spine the SQL of ``groups`` reads.
-
-    ``row_id`` (INT64, the spine row), one ``e<k>`` (STRING) per entity column,
-    ``ts`` (TIMESTAMP, floored to the microsecond) and, when a group has a
-    maximum age, ``ts_rem`` (INT64, the nanoseconds ``ts`` dropped).
-    """
-    entities = tuple(dict.fromkeys(g.spine_entity for g in groups))
-    return ("row_id", *entities, "ts", *(("ts_rem",) if any(g.max_age for g in groups) else ()))
-
-
-def point_in_time_sql(groups: tuple[TableSQL, ...], spine: str) -> str:
-    """The point-in-time query over ``groups``.
-
-    Parameters
-    ----------
-    groups : tuple of TableSQL
-        One item a namespace; group ``i``'s features come back as ``g<i>_c<j>``.
-    spine : str
-        Where the spine rows are: ``UNNEST(@spine)`` (an ``ARRAY<STRUCT>``
-        parameter) or a quoted scratch table; its columns are
-        :func:`spine_columns`.
-
-    Returns
-    -------
-    str
-        A query returning ``row_id`` and the features of every spine row that
-        found a row in at least one group (rows found nowhere are left out, in
-        no particular order: the caller puts the values in place by ``row_id``).
-
-    Examples
-    --------
-    >>> sql = point_in_time_sql((TableSQL("`p.d.user_demographics`", "t.`user_id`", "t.`event_timestamp`",
-    ...                                   ("age",)),), "UNNEST(@spine)")
-    >>> "t.`event_timestamp` <= s.ts" in sql, "g0.c0 AS g0_c0" in sql
-    (True, True)
-    """
-    columns = ", ".join(f"s.{c}" for c in spine_columns(groups))
-    return f"WITH spine AS (SELECT {columns} FROM {spine} AS s),\n{_join_sql(groups)}"
-
-
-@lru_cache(maxsize=256)
-def _join_sql(groups: tuple[TableSQL, ...]) -> str:
-    """Everything of :func:`point_in_time_sql` after the spine: generated once per set of groups."""
-    ctes = []
-    for i, group in enumerate(groups):
-        conditions = [f"{group.entity} = s.{group.spine_entity}"]
-        if group.time is None:
-            conditions.append("s.ts IS NOT NULL")
-        else:
-            conditions.append(f"{group.time} <= s.ts")
-            if group.max_age:
-                conditions.append(
-                    f"TIMESTAMP_DIFF(s.ts, {group.time}, MICROSECOND) "
-                    f"<= @max_age_us_{i} - IF(s.ts_rem > @max_age_rem_{i}, 1, 0)"
-                )
-        picked = ", ".join(f"c{j}" for j in range(len(group.features)))
-        ctes.append(
-            f"g{i} AS (SELECT row_id, {picked} FROM ("
-            f"SELECT s.row_id, {group.values()}, "
-            f"ROW_NUMBER() OVER (PARTITION BY s.row_id{group.order_by()}) AS rn "
-            f"FROM spine AS s JOIN {group.table} AS t ON {' AND '.join(conditions)}"
-            f") WHERE rn = 1)"
-        )
-    selected = ", ".join(f"g{i}.c{j} AS g{i}_c{j}" for i, g in enumerate(groups) for j in range(len(g.features)))
-    joined = "g0" + "".join(f" FULL OUTER JOIN g{i} USING (row_id)" for i in range(1, len(groups)))
-    return ",\n".join(ctes) + f"\nSELECT row_id, {selected} FROM {joined}"
-
-
-@lru_cache(maxsize=256)
-def latest_sql(group: TableSQL) -> str:
-    """The latest row per entity of a table: ``e`` (entity text) and ``c<j>`` (features).
-
-    The ordering is the one :func:`point_in_time_sql` uses, so the latest row
-    is the row a point-in-time lookup after every update would pick. Rows
-    with a null entity or (when the table has times) a null time are ignored.
-
-    Examples
-    --------
-    >>> sql = latest_sql(TableSQL("`p.d.n`", "t.`user_id`", "t.`event_timestamp`", ("age",), ("age",)))
-    >>> sql.split("OVER ")[1].split(" AS rn")[0]
-    '(PARTITION BY t.`user_id` ORDER BY t.`event_timestamp` DESC, t.`age` DESC NULLS LAST)'
-    """
-    conditions = [f"{group.entity} IS NOT NULL"]
-    if group.time is not None:
-        conditions.append(f"{group.time} IS NOT NULL")
-    picked = ", ".join(f"c{j}" for j in range(len(group.features)))
-    return (
-        f"SELECT e, {picked} FROM (SELECT {group.entity} AS e, {group.values()}, "
-        f"ROW_NUMBER() OVER (PARTITION BY {group.entity}{group.order_by()}) AS rn "
-        f"FROM {group.table} AS t WHERE {' AND '.join(conditions)}) WHERE rn = 1"
-    )
-
-
-def parse_bigquery_uri(uri: str) -> tuple[str, str]:
-    """``bq://PROJECT.DATASET`` → ``(PROJECT, DATASET)``.
-
-    The dataset is the part after the last dot, so domain-scoped projects
-    (``example.com:project``) work.
-
-    Examples
-    --------
-    >>> parse_bigquery_uri("bq://my-project.features")
-    ('my-project', 'features')
-    """
-    import re
-
-    body = uri[len("bq://"):] if uri.startswith("bq://") else None
-    project, _, dataset = (body or "").rpartition(".")
-    if body is None or not re.fullmatch(_PROJECT, project) or not re.fullmatch(_DATASET, dataset):
-        raise ConfigError(f"a BigQuery URI must look like 'bq://PROJECT.DATASET', got {uri!r}")
-    return project, dataset
-
+# --- client and its errors ----------------------------------------------------
 
 def make_client(project: str, *, location: str | None = None, api_endpoint: str | None = None) -> bigquery.Client:
     """A BigQuery client: Google's application-default credentials, or anonymous ones for ``api_endpoint``.
@@ -382,7 +163,33 @@ def make_client(project: str, *, location: str | None = None, api_endpoint: str 
                      client_options=ClientOptions(api_endpoint=api_endpoint))
 
 
-# --- the store -------------------------------------------------------------------
+def _client_errors() -> tuple[type[BaseException], ...]:
+    """The exception classes the Google clients raise (translated at the store boundary)."""
+    import concurrent.futures
+
+    import requests
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import GoogleAuthError
+
+    return (GoogleAPIError, GoogleAuthError, requests.RequestException, ConnectionError, TimeoutError,
+            concurrent.futures.TimeoutError)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Whether a failure is worth retrying: a connection problem, a 5xx, a rate limit."""
+    from google.api_core.retry import if_transient_error
+
+    if isinstance(exc, Exception) and if_transient_error(exc):
+        return True
+    import requests
+
+    if isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError):
+        return True
+    errors = getattr(exc, "errors", None) or []
+    return any(isinstance(e, dict) and e.get("reason") in _TRANSIENT_REASONS for e in errors)
+
+
+# --- the store -----------------------------------------------------------------
 
 @dataclass(frozen=True)
 class _Plan:
@@ -636,7 +443,7 @@ class BigQueryOfflineStore(OfflineStore):
                 f"feature(s) {', '.join(map(repr, unknown))} of namespace {group.namespace!r} are not in table "
                 f"{location} ({self.describe()}); the namespace has: {', '.join(have) or 'no features'}")
         chosen = [fields[f] for f in group.features]
-        tiebreak = tuple(f.name for f in chosen if f.field_type in _ORDERABLE and f.mode != "REPEATED")
+        tiebreak = tuple(f.name for f in chosen if f.field_type in ORDERABLE_TYPES and f.mode != "REPEATED")
         types = tuple(
             _ARROW_TYPES.get(f.field_type, pa.null()) if f.mode != "REPEATED" else pa.null() for f in chosen)
         sql = TableSQL(
@@ -724,7 +531,7 @@ class BigQueryOfflineStore(OfflineStore):
                 values = result.column(f"g{i}_c{j}")
                 if values.type == pa.null() and plan.types[j] != pa.null():
                     values = values.cast(plan.types[j])
-                out[name] = _spread(values, row_ids, n)
+                out[name] = scatter(values, row_ids, n)
         return out
 
     def read_latest(self, group: FeatureGroup) -> pd.DataFrame:
@@ -826,33 +633,7 @@ class BigQueryOfflineStore(OfflineStore):
         return table_id
 
 
-# --- helpers -----------------------------------------------------------------
-
-def _client_errors() -> tuple[type[BaseException], ...]:
-    """The exception classes the Google clients raise (translated at the store boundary)."""
-    import concurrent.futures
-
-    import requests
-    from google.api_core.exceptions import GoogleAPIError
-    from google.auth.exceptions import GoogleAuthError
-
-    return (GoogleAPIError, GoogleAuthError, requests.RequestException, ConnectionError, TimeoutError,
-            concurrent.futures.TimeoutError)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """Whether a failure is worth retrying: a connection problem, a 5xx, a rate limit."""
-    from google.api_core.retry import if_transient_error
-
-    if isinstance(exc, Exception) and if_transient_error(exc):
-        return True
-    import requests
-
-    if isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError):
-        return True
-    errors = getattr(exc, "errors", None) or []
-    return any(isinstance(e, dict) and e.get("reason") in _TRANSIENT_REASONS for e in errors)
-
+# --- query parameters, spine rows and Arrow conversion ------------------------
 
 def _max_age_parameters(groups: Sequence[FeatureGroup], sqls: Sequence[TableSQL]) -> list[Any]:
     bq = require("google.cloud.bigquery", "bigquery")
@@ -867,27 +648,9 @@ def _max_age_parameters(groups: Sequence[FeatureGroup], sqls: Sequence[TableSQL]
     return parameters
 
 
-def _spine_column(spine: pd.DataFrame, column: str, what: str) -> pd.Series:
-    if column not in spine.columns:
-        raise SpineError(f"{what} column {column!r} is not in the spine; the spine has columns: "
-                         f"{', '.join(map(str, spine.columns)) or 'none'}")
-    values = spine[column]
-    if isinstance(values, pd.DataFrame):
-        raise SpineError(f"the spine has more than one column named {column!r}")
-    return values
-
-
 def _spine_micros(spine: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The spine's times as (microseconds since the epoch floored, nanoseconds dropped, null mask)."""
-    values = _spine_column(spine, column, "timestamp")
-    try:
-        if not isinstance(values.dtype, pd.DatetimeTZDtype) and values.dtype.kind != "M":
-            values = pd.to_datetime(values, utc=True)
-        if isinstance(values.dtype, pd.DatetimeTZDtype):
-            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-        stamps = values.to_numpy()
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise SpineError(f"timestamp column {column!r} cannot be read as times: {exc}") from None
+    stamps = spine_stamps(spine, column)
     missing = np.isnat(stamps)
     unit = np.datetime_data(stamps.dtype)[0]
     ticks = stamps.view(np.int64)
@@ -902,21 +665,10 @@ def _spine_micros(spine: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndar
     return ticks * per_tick, np.zeros(len(ticks), np.int64), missing
 
 
-def _spine_entities(spine: pd.DataFrame, column: str) -> pa.Array:
-    """The spine's entity keys as Arrow text, null for no entity."""
-    values = _spine_column(spine, column, "entity")
-    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
-        try:
-            return pa.array(values, type=pa.string(), from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            pass  # not all text: convert value by value below
-    return pa.array(entity_texts(values, column), type=pa.string())
-
-
 def _spine_rows(spine: pd.DataFrame, columns: Sequence[str], timestamp_column: str, *, with_rem: bool) -> pa.Table:
     """The spine rows that can find a feature row: ``row_id``, ``e<k>``, ``ts`` [, ``ts_rem``]."""
     micros, rem, missing = _spine_micros(spine, timestamp_column)
-    entities = [_spine_entities(spine, c) for c in columns]
+    entities = [spine_entities(spine, c) for c in columns]
     usable = ~missing
     if entities:
         usable &= np.logical_or.reduce([e.is_valid().to_numpy(zero_copy_only=False) for e in entities])
@@ -1016,46 +768,6 @@ def _array_parameter(name: str, rows: pa.Table) -> Any:
         for r in range(rows.num_rows)
     ]
     return bq.ArrayQueryParameter(name, "STRUCT", structs)
-
-
-def _spread(values: pa.ChunkedArray, rows: np.ndarray, n: int) -> np.ndarray:
-    """Put the values found for ``rows`` in place among ``n`` spine rows; the others are missing."""
-    kind = values.type
-    complete = len(rows) == n and values.null_count == 0
-    if pa.types.is_floating(kind):
-        out = np.full(n, np.nan)
-        out[rows] = values.to_numpy()
-        return out
-    if pa.types.is_integer(kind):
-        if complete:
-            out = np.empty(n, dtype=np.int64)
-            out[rows] = values.to_numpy()
-            return out
-        bounds = pc.min_max(values).as_py()
-        if bounds["min"] is not None and max(-bounds["min"], bounds["max"]) > _EXACT_FLOAT_INT:
-            return _objects(values, rows, n)  # floats would lose precision
-        out = np.full(n, np.nan)
-        out[rows] = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        return out
-    if pa.types.is_boolean(kind) and complete:
-        out = np.empty(n, dtype=bool)
-        out[rows] = values.to_numpy(zero_copy_only=False)
-        return out
-    if pa.types.is_timestamp(kind):
-        stamps = values.cast(pa.timestamp(kind.unit)).to_numpy()
-        out = np.full(n, np.datetime64("NaT", kind.unit))
-        out[rows] = stamps
-        return out
-    return _objects(values, rows, n)
-
-
-def _objects(values: pa.ChunkedArray, rows: np.ndarray, n: int) -> np.ndarray:
-    """An object array of Python values (None where missing) for ``n`` spine rows."""
-    found = np.empty(len(rows), dtype=object)
-    found[:] = values.to_pylist()
-    out = np.full(n, None, dtype=object)
-    out[rows] = found
-    return out
 
 
 def open_bigquery_store(config: Config) -> BigQueryOfflineStore:

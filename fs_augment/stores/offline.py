@@ -55,9 +55,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from fs_augment.errors import FeatureNotFoundError, SpineError, StoreError
-from fs_augment.keys import NAME_PATTERN, entity_column_for, entity_texts
+from fs_augment.errors import FeatureNotFoundError, StoreError
+from fs_augment.keys import NAME_PATTERN, entity_column_for
 from fs_augment.recipe import FeatureGroup
+from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
 
 if TYPE_CHECKING:
@@ -79,7 +80,6 @@ _SCALE = f"{1 << _POSITION_BITS}::HUGEINT"
 _LAST_POSITION = (1 << _POSITION_BITS) - 1
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
-_EXACT_FLOAT_INT = 1 << 53
 # Files of a folder are combined by column name; a column a file lacks reads as null there.
 # The virtual columns file_index and file_row_number (DuckDB >= 1.3) give each row's position.
 _RESERVED = frozenset({"file_index", "file_row_number", "filename"})
@@ -392,7 +392,7 @@ class ParquetOfflineStore(OfflineStore):
             "t": _spine_times(spine, timestamp_column),
         }
         for i, column in enumerate(columns):
-            arrays[f"e{i}"] = _spine_entities(spine, column)
+            arrays[f"e{i}"] = spine_entities(spine, column)
         spine_table = pa.table(arrays)
         view = f"fs_augment_spine_{uuid.uuid4().hex}"
 
@@ -423,7 +423,7 @@ class ParquetOfflineStore(OfflineStore):
                                      f"failed: {exc}") from exc
                 rows = result.column(0).to_numpy()
                 for i, name in enumerate(group.qualified_names):
-                    out[name] = _scatter(result.column(i + 1), rows, n)
+                    out[name] = scatter(result.column(i + 1), rows, n)
         finally:
             cursor.close()  # also drops the registered view
         return out
@@ -494,97 +494,12 @@ _NULLABLE_INTS = {
 }
 
 
-# --- spine and result conversion ---------------------------------------------
-
-def _spine_column(spine: pd.DataFrame, column: str, what: str) -> pd.Series:
-    if column not in spine.columns:
-        raise SpineError(f"{what} column {column!r} is not in the spine; the spine has columns: "
-                         f"{', '.join(map(str, spine.columns)) or 'none'}")
-    values = spine[column]
-    if isinstance(values, pd.DataFrame):
-        raise SpineError(f"the spine has more than one column named {column!r}")
-    return values
-
+# --- spine ---------------------------------------------------------------------
 
 def _spine_times(spine: pd.DataFrame, column: str) -> pa.Array:
     """The spine's times as int64 nanoseconds since the epoch (UTC), null for NaT."""
-    values = _spine_column(spine, column, "timestamp")
-    try:
-        if not isinstance(values.dtype, pd.DatetimeTZDtype) and values.dtype.kind != "M":
-            values = pd.to_datetime(values, utc=True)
-        if isinstance(values.dtype, pd.DatetimeTZDtype):
-            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-        stamps = values.to_numpy(dtype="datetime64[ns]")
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise SpineError(f"timestamp column {column!r} cannot be read as times: {exc}") from None
+    stamps = spine_stamps(spine, column, "datetime64[ns]")
     return pa.array(stamps.view(np.int64), type=pa.int64(), mask=np.isnat(stamps))
-
-
-def _spine_entities(spine: pd.DataFrame, column: str) -> pa.Array:
-    """The spine's entity keys as Arrow text, null for no entity."""
-    values = _spine_column(spine, column, "entity")
-    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
-        try:
-            return pa.Array.from_pandas(values, type=pa.string())
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            pass  # not all text: convert value by value below
-    return pa.array(entity_texts(values, column), type=pa.string())
-
-
-def _text_objects(values: pa.ChunkedArray) -> np.ndarray:
-    """Arrow text as an object array of str (None for null), one Python str per distinct value.
-
-    Feature text is mostly a few categories: reading it through a dictionary makes a handful of
-    str objects rather than one per row, so the copies, scans and checks that follow touch a
-    little memory instead of a million scattered objects.
-    """
-    encoded = (values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values).dictionary_encode()
-    words = np.empty(len(encoded.dictionary) + 1, dtype=object)
-    words[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
-    words[-1] = None
-    return words[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
-
-
-def _scatter(values: pa.ChunkedArray, rows: np.ndarray, n: int) -> np.ndarray:
-    """Spread the joined values over ``n`` spine rows; the rows not joined are missing."""
-    kind = values.type
-    complete = len(rows) == n and values.null_count == 0
-    if pa.types.is_floating(kind):
-        out = np.full(n, np.nan, dtype=np.float64)
-        out[rows] = values.to_numpy()
-        return out
-    if pa.types.is_integer(kind):
-        if complete:
-            out = np.empty(n, dtype=np.int64)
-            out[rows] = values.to_numpy()
-            return out
-        filled = values.fill_null(0).to_numpy()
-        if len(filled) and (filled.max() > _EXACT_FLOAT_INT or filled.min() < -_EXACT_FLOAT_INT):  # exact ints
-            obj = np.full(n, None, dtype=object)
-            obj[rows] = np.asarray(values.to_pylist(), dtype=object)
-            return obj
-        out = np.full(n, np.nan, dtype=np.float64)
-        out[rows] = values.to_numpy()  # nulls become NaN
-        return out
-    if pa.types.is_boolean(kind) and complete:
-        out = np.empty(n, dtype=bool)
-        out[rows] = values.to_numpy()
-        return out
-    if pa.types.is_timestamp(kind):
-        stamps = values.cast(pa.timestamp(kind.unit)).to_numpy()  # zoned times: their UTC values
-        out = np.full(n, np.datetime64("NaT"), dtype=stamps.dtype)
-        out[rows] = stamps
-        return out
-    out = np.full(n, None, dtype=object)
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        out[rows] = _text_objects(values)
-    elif pa.types.is_boolean(kind):
-        out[rows] = values.to_numpy(zero_copy_only=False)
-    else:
-        holder = np.empty(len(rows), dtype=object)
-        holder[:] = values.to_pylist()
-        out[rows] = holder
-    return out
 
 
 def open_parquet_store(config: Config) -> ParquetOfflineStore:

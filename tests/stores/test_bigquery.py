@@ -30,13 +30,10 @@ from fs_augment.recipe import FeatureGroup
 from fs_augment.stores.bigquery import (
     SCRATCH_PREFIX,
     BigQueryOfflineStore,
-    TableSQL,
-    latest_sql,
     open_bigquery_store,
     parse_bigquery_uri,
-    point_in_time_sql,
-    quote_identifier,
 )
+from fs_augment.stores.bigquery_sql import TableSQL, latest_sql, point_in_time_sql, quote_identifier
 from fs_augment.stores.offline import ParquetOfflineStore
 from tests.conftest import redis_host_and_db
 from tests.support.bqemulator import BigQueryEmulator

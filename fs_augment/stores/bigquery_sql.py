@@ -1,0 +1,265 @@
+"""The SQL of the BigQuery offline store: pure text builders, no client.
+
+Everything here turns names and column types into GoogleSQL text, so it can be
+read and unit-tested without BigQuery: identifiers are quoted by
+:func:`quote_identifier` (names that could break out of backticks are
+refused), a table's entity and time columns are read the contract's way by
+:func:`entity_sql` and :func:`time_sql`, and :func:`point_in_time_sql` /
+:func:`latest_sql` build the queries :class:`~fs_augment.stores.bigquery.BigQueryOfflineStore`
+runs, from one :class:`TableSQL` a namespace. Values never appear in the
+text: they travel as query parameters (``@spine``, ``@max_age_us_<i>``,
+``@max_age_rem_<i>``). :func:`parse_bigquery_uri` reads ``bq://PROJECT.DATASET``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from fs_augment.errors import ConfigError, StoreError
+
+__all__ = [
+    "ORDERABLE_TYPES",
+    "TIMESTAMP_COLUMN",
+    "TableSQL",
+    "entity_sql",
+    "latest_sql",
+    "parse_bigquery_uri",
+    "point_in_time_sql",
+    "quote_identifier",
+    "spine_columns",
+    "table_reference",
+    "time_sql",
+]
+
+#: The column holding each feature row's time (CONTRACT 4.4).
+TIMESTAMP_COLUMN = "event_timestamp"
+#: Column types BigQuery can ``ORDER BY`` (the others cannot break ties).
+ORDERABLE_TYPES = frozenset({
+    "INT64", "INTEGER", "FLOAT64", "FLOAT", "NUMERIC", "BIGNUMERIC", "BOOL", "BOOLEAN", "STRING",
+    "BYTES", "DATE", "DATETIME", "TIME", "TIMESTAMP",
+})
+
+_PROJECT = r"[A-Za-z0-9.:_-]+"
+_DATASET = r"[A-Za-z0-9_]+"
+_INT64_LIMIT = 9.2e18  # floats of smaller magnitude cast to INT64 exactly
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` in backticks, refused if it could break out of them.
+
+    Examples
+    --------
+    >>> quote_identifier("age")
+    '`age`'
+    """
+    if not name or any(c in name for c in "`\\\n\r"):
+        raise StoreError(f"{name!r} cannot be a BigQuery identifier")
+    return f"`{name}`"
+
+
+def table_reference(project: str, dataset: str, table: str) -> str:
+    """The quoted reference ``` `project.dataset.table` ```.
+
+    Examples
+    --------
+    >>> table_reference("p", "features", "user_demographics")
+    '`p.features.user_demographics`'
+    """
+    return quote_identifier(f"{project}.{dataset}.{table}")
+
+
+def entity_sql(column: str, field_type: str) -> str | None:
+    """The entity of table row ``t`` as text, the contract's way, or None if the type cannot key.
+
+    Examples
+    --------
+    >>> entity_sql("user_id", "STRING"), entity_sql("product_id", "INT64")
+    ('t.`user_id`', 'CAST(t.`product_id` AS STRING)')
+    """
+    ref = f"t.{quote_identifier(column)}"
+    if field_type == "STRING":
+        return ref
+    if field_type in ("INT64", "INTEGER"):
+        return f"CAST({ref} AS STRING)"
+    if field_type in ("FLOAT64", "FLOAT", "NUMERIC", "BIGNUMERIC"):
+        value = f"CAST({ref} AS FLOAT64)"
+        return (
+            f"CASE WHEN IS_NAN({value}) OR IS_INF({value}) OR {value} != TRUNC({value}) THEN NULL "
+            f"WHEN ABS({value}) < {_INT64_LIMIT:g} THEN CAST(CAST({value} AS INT64) AS STRING) "
+            f"ELSE FORMAT('%.0f', {value}) END"
+        )
+    return None
+
+
+def time_sql(field_type: str) -> str | None:
+    """The time of table row ``t`` as a ``TIMESTAMP`` (UTC), or None if the type is not a time.
+
+    Examples
+    --------
+    >>> time_sql("TIMESTAMP"), time_sql("DATE")
+    ('t.`event_timestamp`', 'TIMESTAMP(t.`event_timestamp`)')
+    """
+    ref = f"t.{quote_identifier(TIMESTAMP_COLUMN)}"
+    if field_type == "TIMESTAMP":
+        return ref
+    if field_type in ("DATETIME", "DATE"):
+        return f"TIMESTAMP({ref})"
+    return None
+
+
+@dataclass(frozen=True)
+class TableSQL:
+    """What the SQL of one namespace needs: its table and how to read its rows.
+
+    Attributes
+    ----------
+    table : str
+        Quoted table reference.
+    entity : str
+        SQL expression of row ``t``'s entity as text (:func:`entity_sql`).
+    time : str or None
+        SQL expression of row ``t``'s time (:func:`time_sql`); None when the
+        table has no ``event_timestamp``.
+    features : tuple of str
+        The feature columns to read.
+    tiebreak : tuple of str
+        The features that order rows with equal times (orderable types).
+    spine_entity : str
+        The spine column holding this namespace's entity keys.
+    max_age : bool
+        Whether rows older than the parameters ``@max_age_us_<i>`` and
+        ``@max_age_rem_<i>`` (nanoseconds beyond the microseconds) are ignored.
+    """
+
+    table: str
+    entity: str
+    time: str | None
+    features: tuple[str, ...]
+    tiebreak: tuple[str, ...] = ()
+    spine_entity: str = "e0"
+    max_age: bool = False
+
+    def order_by(self) -> str:
+        """The window order putting the row to use first."""
+        keys = [f"{self.time} DESC"] if self.time is not None else []
+        keys += [f"t.{quote_identifier(f)} DESC NULLS LAST" for f in self.tiebreak]
+        return f" ORDER BY {', '.join(keys)}" if keys else ""
+
+    def values(self) -> str:
+        """``t.<feature> AS c<j>`` for every feature."""
+        return ", ".join(f"t.{quote_identifier(f)} AS c{j}" for j, f in enumerate(self.features))
+
+
+def spine_columns(groups: Sequence[TableSQL]) -> tuple[str, ...]:
+    """The columns of the spine the SQL of ``groups`` reads.
+
+    ``row_id`` (INT64, the spine row), one ``e<k>`` (STRING) per entity column,
+    ``ts`` (TIMESTAMP, floored to the microsecond) and, when a group has a
+    maximum age, ``ts_rem`` (INT64, the nanoseconds ``ts`` dropped).
+    """
+    entities = tuple(dict.fromkeys(g.spine_entity for g in groups))
+    return ("row_id", *entities, "ts", *(("ts_rem",) if any(g.max_age for g in groups) else ()))
+
+
+def point_in_time_sql(groups: tuple[TableSQL, ...], spine: str) -> str:
+    """The point-in-time query over ``groups``.
+
+    Parameters
+    ----------
+    groups : tuple of TableSQL
+        One item a namespace; group ``i``'s features come back as ``g<i>_c<j>``.
+    spine : str
+        Where the spine rows are: ``UNNEST(@spine)`` (an ``ARRAY<STRUCT>``
+        parameter) or a quoted scratch table; its columns are
+        :func:`spine_columns`.
+
+    Returns
+    -------
+    str
+        A query returning ``row_id`` and the features of every spine row that
+        found a row in at least one group (rows found nowhere are left out, in
+        no particular order: the caller puts the values in place by ``row_id``).
+
+    Examples
+    --------
+    >>> sql = point_in_time_sql((TableSQL("`p.d.user_demographics`", "t.`user_id`", "t.`event_timestamp`",
+    ...                                   ("age",)),), "UNNEST(@spine)")
+    >>> "t.`event_timestamp` <= s.ts" in sql, "g0.c0 AS g0_c0" in sql
+    (True, True)
+    """
+    columns = ", ".join(f"s.{c}" for c in spine_columns(groups))
+    return f"WITH spine AS (SELECT {columns} FROM {spine} AS s),\n{_join_sql(groups)}"
+
+
+@lru_cache(maxsize=256)
+def _join_sql(groups: tuple[TableSQL, ...]) -> str:
+    """Everything of :func:`point_in_time_sql` after the spine: generated once per set of groups."""
+    ctes = []
+    for i, group in enumerate(groups):
+        conditions = [f"{group.entity} = s.{group.spine_entity}"]
+        if group.time is None:
+            conditions.append("s.ts IS NOT NULL")
+        else:
+            conditions.append(f"{group.time} <= s.ts")
+            if group.max_age:
+                conditions.append(
+                    f"TIMESTAMP_DIFF(s.ts, {group.time}, MICROSECOND) "
+                    f"<= @max_age_us_{i} - IF(s.ts_rem > @max_age_rem_{i}, 1, 0)"
+                )
+        picked = ", ".join(f"c{j}" for j in range(len(group.features)))
+        ctes.append(
+            f"g{i} AS (SELECT row_id, {picked} FROM ("
+            f"SELECT s.row_id, {group.values()}, "
+            f"ROW_NUMBER() OVER (PARTITION BY s.row_id{group.order_by()}) AS rn "
+            f"FROM spine AS s JOIN {group.table} AS t ON {' AND '.join(conditions)}"
+            f") WHERE rn = 1)"
+        )
+    selected = ", ".join(f"g{i}.c{j} AS g{i}_c{j}" for i, g in enumerate(groups) for j in range(len(g.features)))
+    joined = "g0" + "".join(f" FULL OUTER JOIN g{i} USING (row_id)" for i in range(1, len(groups)))
+    return ",\n".join(ctes) + f"\nSELECT row_id, {selected} FROM {joined}"
+
+
+@lru_cache(maxsize=256)
+def latest_sql(group: TableSQL) -> str:
+    """The latest row per entity of a table: ``e`` (entity text) and ``c<j>`` (features).
+
+    The ordering is the one :func:`point_in_time_sql` uses, so the latest row
+    is the row a point-in-time lookup after every update would pick. Rows
+    with a null entity or (when the table has times) a null time are ignored.
+
+    Examples
+    --------
+    >>> sql = latest_sql(TableSQL("`p.d.n`", "t.`user_id`", "t.`event_timestamp`", ("age",), ("age",)))
+    >>> sql.split("OVER ")[1].split(" AS rn")[0]
+    '(PARTITION BY t.`user_id` ORDER BY t.`event_timestamp` DESC, t.`age` DESC NULLS LAST)'
+    """
+    conditions = [f"{group.entity} IS NOT NULL"]
+    if group.time is not None:
+        conditions.append(f"{group.time} IS NOT NULL")
+    picked = ", ".join(f"c{j}" for j in range(len(group.features)))
+    return (
+        f"SELECT e, {picked} FROM (SELECT {group.entity} AS e, {group.values()}, "
+        f"ROW_NUMBER() OVER (PARTITION BY {group.entity}{group.order_by()}) AS rn "
+        f"FROM {group.table} AS t WHERE {' AND '.join(conditions)}) WHERE rn = 1"
+    )
+
+
+def parse_bigquery_uri(uri: str) -> tuple[str, str]:
+    """``bq://PROJECT.DATASET`` → ``(PROJECT, DATASET)``.
+
+    The dataset is the part after the last dot, so domain-scoped projects
+    (``example.com:project``) work.
+
+    Examples
+    --------
+    >>> parse_bigquery_uri("bq://my-project.features")
+    ('my-project', 'features')
+    """
+    body = uri[len("bq://"):] if uri.startswith("bq://") else None
+    project, _, dataset = (body or "").rpartition(".")
+    if body is None or not re.fullmatch(_PROJECT, project) or not re.fullmatch(_DATASET, dataset):
+        raise ConfigError(f"a BigQuery URI must look like 'bq://PROJECT.DATASET', got {uri!r}")
+    return project, dataset
