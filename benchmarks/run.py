@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, Any] = {
         "command": " ".join(["python -m benchmarks", *([shlex.join(sys.argv[1:])] if sys.argv[1:] else [])]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "size": args.size,
         "seed": args.seed,
         "sizes": asdict(sizes),

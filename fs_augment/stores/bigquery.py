@@ -561,7 +561,7 @@ class BigQueryOfflineStore(OfflineStore):
         project, dataset = self._scratch_location()
         table_id = f"{project}.{dataset}.{SCRATCH_PREFIX}{uuid.uuid4().hex}"
         table = bq.Table(table_id, schema=_bigquery_schema(rows.schema))
-        table.expires = dt.datetime.now(dt.timezone.utc) + SCRATCH_TTL
+        table.expires = dt.datetime.now(dt.UTC) + SCRATCH_TTL
         created = False
         try:
             with self._translating(f"uploading the spine ({rows.num_rows} rows) to {table_id}"):
