@@ -370,6 +370,15 @@ class FeatureStoreAdapter:
             data[name] = pd.Series(column, index=spine.index, copy=False)
         return pd.DataFrame(data, index=spine.index, copy=False)
 
+    def lookup_row(self, texts: Sequence[str | None], groups: Groups, *, online: bool = True) -> list[Any]:
+        """The latest values of one entity row, flat in the order of the groups' qualified names.
+
+        ``texts`` holds the key text (None for no entity) of each distinct entity column of
+        ``groups``, in recipe order — what :meth:`lookup_texts` takes for a one-row spine, without
+        the per-name lists around the values.
+        """
+        return self._latest_row(list(texts), _plan(_as_groups(groups)), online=online)
+
     # --- internals -----------------------------------------------------------
     def _latest(
         self,

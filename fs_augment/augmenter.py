@@ -14,13 +14,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn import get_config
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
+
+try:  # pandas >= 3: the public constructor of a DataFrame from arrays in block form
+    from pandas.api.internals import create_dataframe_from_blocks as _create_dataframe_from_blocks
+except ImportError:  # pragma: no cover - pandas >= 3 is required; the one-row fast path is then off
+    _create_dataframe_from_blocks = None
 
 from fs_augment import dtypes
 from fs_augment.connections import get_adapter
 from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
-from fs_augment.keys import entity_texts
+from fs_augment.keys import entity_texts, entity_to_text
 from fs_augment.recipe import Recipe, load_recipe
 
 __all__ = ["MODE_VARIABLE", "FeatureStoreAugmenter"]
@@ -40,7 +46,8 @@ class _Layout:
     feature's kind and default, so a served 1-row transform does no per-call bookkeeping.
     """
 
-    __slots__ = ("columns", "entity_columns", "extract", "features", "passthrough")
+    __slots__ = ("columns", "entity_columns", "extract", "features", "fitted_labels", "names", "passthrough", "row",
+                 "wanted")
 
     def __init__(self, augmenter: FeatureStoreAugmenter) -> None:
         recipe = augmenter.recipe_
@@ -55,9 +62,78 @@ class _Layout:
             (name, qualified, augmenter.feature_kinds_[name], defaults.get(name, _NO_DEFAULT))
             for name, qualified in zip(augmenter.feature_columns_, augmenter._qualified_, strict=True)
         )
+        self.names = tuple(augmenter.feature_columns_)
+        #: the input columns seen at fit (unique: fit refuses duplicates) and the set of those read
+        self.fitted_labels = list(augmenter.feature_names_in_)
+        self.wanted = frozenset(self.extract)
+        self.row = _RowLayout.build(self, augmenter._nullable_)
 
 
-class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
+#: Input arrays a one-row output takes as they are, as pd.DataFrame(..., copy=False) would.
+_ROW_PASSTHROUGH_EAS = (pd.arrays.StringArray, pd.arrays.ArrowStringArray, pd.arrays.IntegerArray,
+                        pd.arrays.FloatingArray, pd.arrays.BooleanArray)
+_NumpyExtensionArray = pd.arrays.NumpyExtensionArray
+_ArrowStringArray = pd.arrays.ArrowStringArray
+_StringArray = pd.arrays.StringArray
+_STR = dtypes.STR_DTYPE
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+class _RowLayout:
+    """The block layout of a one-row output whose features are all float64 or ``str`` (the defaults).
+
+    A served request's output is built from a handful of blocks — the passed-through input
+    arrays, one 2-D ``float64`` block of every numeric feature and one ``str`` array per text
+    feature — with ``pandas.api.internals.create_dataframe_from_blocks``, pandas' public
+    constructor for arrays already in block form (pd.DataFrame validates and re-blocks each
+    column; on a 1-row frame that costs more than the lookup's CPU). The frame equals the one
+    :meth:`FeatureStoreAugmenter._assemble` builds: same labels, dtypes, values and index.
+    """
+
+    __slots__ = ("float_placement", "kinds", "passthrough_placements", "str_placements")
+
+    @classmethod
+    def build(cls, layout: _Layout, nullable: bool) -> _RowLayout | None:
+        if _create_dataframe_from_blocks is None:
+            return None
+        kinds: list[tuple[bool, str, Any]] = []
+        floats: list[int] = []
+        texts: list[int] = []
+        at = len(layout.passthrough)
+        for _, _, kind, default in layout.features:
+            if kind == "str":
+                filled = None
+                if default is not _NO_DEFAULT:  # the value dtypes.fill gives a missing one
+                    filled = dtypes.fill(_StringArray(np.array([np.nan], dtype=object), dtype=_STR), kind, default)
+                    if filled.dtype != _STR or type(filled[0]) is not str:
+                        return None
+                    filled = filled[0]
+                kinds.append((True, kind, filled))
+                texts.append(at)
+            elif kind == "float" or (kind in ("int", "bool") and not nullable):
+                filled = np.nan
+                if default is not _NO_DEFAULT:
+                    try:
+                        out = dtypes.fill(np.array([np.nan]), kind, default)
+                    except (TypeError, ValueError, OverflowError):
+                        return None
+                    if out.dtype != np.float64:
+                        return None
+                    filled = float(out[0])
+                kinds.append((False, kind, filled))
+                floats.append(at)
+            else:  # object, or nullable int/bool: the general path
+                return None
+            at += 1
+        self = cls()
+        self.kinds = tuple(kinds)
+        self.passthrough_placements = tuple(np.array([i], dtype=np.intp) for i in range(len(layout.passthrough)))
+        self.float_placement = np.array(floats, dtype=np.intp) if floats else None
+        self.str_placements = tuple(np.array([i], dtype=np.intp) for i in texts)
+        return self
+
+
+class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Add the features a recipe declares, looked up in the environment's feature store.
 
     Parameters
@@ -178,7 +254,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
         values = self._fit_lookup(X)
         out = self._assemble(X, values)
         self.feature_stats_ = {name: summarize(out[name], self.feature_kinds_[name]) for name in self.feature_columns_}
-        return out
+        return self._output(out, X)
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Return ``X`` augmented with the recipe's features.
@@ -200,20 +276,148 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
         arrays = self._input_arrays(X)
         online = self._resolve_mode() == "online"
         adapter = get_adapter(self.env, self.config_dir)
-        values = self._lookup(X, online=online, adapter=adapter, arrays=arrays)
+        if online and len(X.index) == 1:  # a served request: one row, one round trip
+            out = self._transform_row(X, adapter, arrays)
+        else:
+            values = self._lookup(X, online=online, adapter=adapter, arrays=arrays)
+            out = self._assemble(X, values, adapter=adapter, arrays=arrays)
+        return self._output(out, X)
+
+    def set_output(self, *, transform: str | None = None) -> FeatureStoreAugmenter:
+        """Set the output container of ``transform`` and ``fit_transform``, as scikit-learn's ``set_output``.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"}, optional
+            ``"default"`` and ``"pandas"`` both give a DataFrame (the augmenter's own output);
+            ``"polars"`` a polars DataFrame; None leaves the configuration unchanged.
+
+        Returns
+        -------
+        self
+        """
+        if transform is None:
+            return self
+        if not hasattr(self, "_sklearn_output_config"):  # the attribute scikit-learn's clone carries over
+            self._sklearn_output_config = {}
+        self._sklearn_output_config["transform"] = transform
+        return self
+
+    def _output(self, out: pd.DataFrame, X: Any) -> Any:
+        """``out`` in the configured output container (``set_output``, else scikit-learn's ``transform_output``).
+
+        The class opts out of scikit-learn's automatic wrapping of ``transform``
+        (``auto_wrap_output_keys=None``), whose per-call bookkeeping is a measurable part of a served
+        1-row transform: the default container is answered here at once, and any other is made by
+        scikit-learn's own wrapper (:class:`_Container`), so the result is exactly scikit-learn's.
+        """
+        config = self.__dict__.get("_sklearn_output_config")
+        dense = config["transform"] if config and "transform" in config else get_config()["transform_output"]
+        if dense == "default":
+            return out
+        return _Container(out, self.get_feature_names_out).set_output(transform=dense).transform(X)
+
+    def _transform_row(self, X: pd.DataFrame, adapter: Any, arrays: Mapping[Any, Any]) -> pd.DataFrame:
+        """:meth:`transform` of a one-row frame online: the same lookup and output, with less per-call work."""
+        layout = self._layout()
+        texts = []
+        for column in layout.entity_columns:
+            array = arrays[column]
+            if type(array) is _ArrowStringArray:  # its Arrow data read directly: a third of array[0]'s cost
+                texts.append(entity_to_text(array.__arrow_array__().to_pylist()[0], column))
+            elif array.dtype.kind == "O":  # what entity_texts does with one value of an object-kind array
+                texts.append(entity_to_text(array[0], column))
+            else:
+                texts.append(entity_texts(array, column)[0])
+        flat = adapter.lookup_row(texts, self.recipe_.groups, online=True)
+        row = layout.row
+        if row is not None:
+            frame = self._assemble_row(X, flat, layout, row, adapter, arrays)
+            if frame is not None:
+                return frame
+        values = {qualified: [value] for (_, qualified, _, _), value in zip(layout.features, flat, strict=True)}
         return self._assemble(X, values, adapter=adapter, arrays=arrays)
+
+    def _assemble_row(self, X: pd.DataFrame, flat: list[Any], layout: _Layout, row: _RowLayout, adapter: Any,
+                      arrays: Mapping[Any, Any]) -> pd.DataFrame | None:
+        """:meth:`_assemble` of one row whose values plainly fit their kinds (see ``dtypes._coerce_one``),
+        built from blocks; None for anything else (the general path decides then)."""
+        blocks: list[tuple[Any, np.ndarray]] = []
+        for column, placement in zip(layout.passthrough, row.passthrough_placements, strict=True):
+            array = arrays[column]
+            if type(array) is _NumpyExtensionArray:
+                array = array.to_numpy()
+                if array.dtype.kind not in "biuf":  # object columns are inferred by pd.DataFrame
+                    return None
+                array = array.reshape(1, 1)
+            elif not isinstance(array, _ROW_PASSTHROUGH_EAS):
+                return None
+            blocks.append((array, placement.copy()))  # each frame owns its placements (pandas keeps them)
+        floats: list[float] = []
+        texts: list[Any] = []
+        missing: list[float] = []
+        for value, (is_text, kind, filled) in zip(flat, row.kinds, strict=True):
+            if value is None:
+                missing.append(1.0)
+                if is_text:
+                    texts.append(np.nan if filled is None else filled)
+                else:
+                    floats.append(filled)
+                continue
+            t = type(value)
+            if is_text:
+                if t is not str:
+                    return None
+                texts.append(value)
+            elif kind == "float":
+                if t is float:
+                    if value != value:  # NaN: missing, as np.array([nan]) counts it
+                        missing.append(1.0)
+                        floats.append(filled)
+                        continue
+                elif t is not int or not _INT64_MIN <= value <= _INT64_MAX:
+                    return None
+                floats.append(value)
+            elif kind == "int":
+                if t is not int or not _INT64_MIN <= value <= _INT64_MAX or abs(float(value)) >= 2.0**63:
+                    return None
+                floats.append(value)
+            elif t is bool:
+                floats.append(value)
+            else:
+                return None
+            missing.append(0.0)
+        if row.float_placement is not None:
+            blocks.append((np.array(floats, dtype="float64").reshape(-1, 1), row.float_placement.copy()))
+        for text, placement in zip(texts, row.str_placements, strict=True):
+            holder = np.empty(1, dtype=object)
+            holder[0] = text
+            blocks.append((_StringArray(holder, dtype=_STR), placement.copy()))
+        names = layout.names
+        missing_rate = dict(zip(names, missing, strict=True))
+        invalid_count = dict.fromkeys(names, 0)
+        frame = _create_dataframe_from_blocks(blocks, index=X.index, columns=layout.columns)
+        self.missing_rate_ = missing_rate
+        self.invalid_count_ = invalid_count
+        adapter.metrics.record_features(1, self._qualified_, missing_rate, invalid_count)
+        if self.max_missing_rate is not None:
+            self._check_quality(missing_rate, invalid_count)
+        return frame
 
     def _input_arrays(self, X: Any) -> dict[Any, Any]:
         """Check ``X`` against the fit; the arrays of the columns a transform reads (passed through, or keys)."""
-        extract = self._layout().extract
+        layout = self._layout()
+        extract = layout.extract
         if not isinstance(X, pd.DataFrame) or len(X.columns) > len(extract) + 2:
             X = self._check_frame(X, fitting=False)
             return {column: X[column].array for column in extract}
         # a frame of (about) the fitted columns: reading them by position builds no column lookup table,
         # which costs more than the read itself on the fresh 1-row frame of each served request
         columns = list(X.items())
-        self._check_frame(X, fitting=False, labels=[label for label, _ in columns])
-        wanted = set(extract)
+        labels = [label for label, _ in columns]
+        if labels != layout.fitted_labels:  # the fitted columns, unique, none missing: nothing to check
+            self._check_frame(X, fitting=False, labels=labels)
+        wanted = layout.wanted
         arrays = {label: series.array for label, series in columns if label in wanted}
         if len(arrays) < len(extract):
             arrays.update((column, X[column].array) for column in extract if column not in arrays)
@@ -412,6 +616,27 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator):
         if self.on_missing == "raise":
             raise MissingFeaturesError(message)
         warnings.warn(message, FeatureQualityWarning, stacklevel=3)
+
+
+class _Container(TransformerMixin):
+    """Hands an augmenter's output to scikit-learn's ``set_output`` wrapping, for the non-default containers.
+
+    Its ``transform`` is wrapped by scikit-learn (``_SetOutputMixin``) as the augmenter's was before it
+    opted out, so ``pandas``/``polars`` output and the errors for unknown ones are scikit-learn's.
+    """
+
+    def __init__(self, out: pd.DataFrame, names: Any) -> None:
+        self._out = out
+        self._names = names
+
+    def fit(self, X: Any, y: Any = None) -> _Container:
+        return self
+
+    def transform(self, X: Any) -> pd.DataFrame:
+        return self._out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return self._names()
 
 
 def summarize(column: pd.Series, kind: str, top: int = 20) -> dict[str, Any]:

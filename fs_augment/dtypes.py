@@ -37,6 +37,8 @@ DTYPES = {"int": "float64", "float": "float64", "bool": "float64", "str": "str",
 NULLABLE_DTYPES = {**DTYPES, "int": "Int64", "bool": "boolean"}
 # pandas' "str" dtype (NaN for missing) on Python storage: cheapest to build row by row
 _STR = pd.StringDtype("python", na_value=np.nan)
+#: the dtype of ``str`` features (pandas' ``str`` on Python storage, NaN for missing)
+STR_DTYPE = _STR
 
 _NONE = type(None)
 _INT_TYPES = frozenset({int, np.int64, np.int32, np.int16, np.int8, np.uint64, np.uint32, np.uint16, np.uint8})
