@@ -409,7 +409,7 @@ class FeatureStoreAdapter:
             codes_by_group.append(codes)
             no_entity.append(int(np.count_nonzero(codes < 0)))
 
-        fetched = self._fetch(requests, online=online)
+        fetched = self._fetch(requests, online=online, may_degrade=not verify)  # training never degrades
 
         out: dict[str, Any] = {}
         total = missing = 0
@@ -429,7 +429,7 @@ class FeatureStoreAdapter:
                 total += len(values)
                 missing += n_missing
                 if verify and values and n_missing >= len(values):
-                    self._verify_feature(group.namespace, feature)
+                    self.verify_feature(group.namespace, feature)
         self._record("online" if online else "batch", time.perf_counter() - start, total, missing)
         return out
 
@@ -452,10 +452,11 @@ class FeatureStoreAdapter:
             logger.debug("%s lookup: %d keys, %d missing, %.3f ms (env %s)",
                          kind, total, missing, elapsed * 1e3, self.env)
 
-    def _fetch(self, requests: list[FeatureRequest], *, online: bool) -> list[list[list[Any]]]:
+    def _fetch(self, requests: list[FeatureRequest], *, online: bool,
+               may_degrade: bool = True) -> list[list[list[Any]]]:
         wanted = [r for r in requests if r.entities]
         if len(wanted) < len(requests):  # backends only ever see requests with entities
-            answers = iter(self._fetch(wanted, online=online) if wanted else ())
+            answers = iter(self._fetch(wanted, online=online, may_degrade=may_degrade) if wanted else ())
             return [next(answers) if r.entities else [[] for _ in r.features] for r in requests]
         cache = self.cache if online else None
         if cache is not None:
@@ -466,7 +467,7 @@ class FeatureStoreAdapter:
             result = self.online.fetch(requests, online=online)
         except StoreUnavailableError as exc:
             kind = "online" if online else "batch"
-            if online and self.on_store_error == "default":
+            if online and may_degrade and self.on_store_error == "default":
                 self.metrics.record_error(kind, exc, degraded=True)
                 now = time.monotonic()
                 if now - self._last_degraded_warning >= DEGRADED_WARNING_INTERVAL:  # not one line a request
@@ -483,7 +484,8 @@ class FeatureStoreAdapter:
             for request, values in zip(requests, result, strict=True):
                 for feature, column in zip(request.features, values, strict=True):
                     for entity, value in zip(request.entities, column, strict=True):
-                        cache.set((request.namespace, feature, entity), value)
+                        if value is not None:  # an absent value may be materialised any moment
+                            cache.set((request.namespace, feature, entity), value)
         return result
 
     def _from_cache(self, requests: list[FeatureRequest]) -> list[list[list[Any]]] | None:
@@ -503,7 +505,11 @@ class FeatureStoreAdapter:
             out.append(per_feature)
         return out
 
-    def _verify_feature(self, namespace: str, feature: str) -> None:
+    def verify_feature(self, namespace: str, feature: str) -> None:
+        """Raise :class:`FeatureNotFoundError`, listing what the namespace has, unless the store has the feature.
+
+        Asks the online store (for Redis a bounded SCAN): for error paths and checks, never per lookup.
+        """
         if not self.online.has_feature(namespace, feature):
             have = self.online.list_features(namespace)
             listing = ", ".join(have) if have else "no features at all (unknown namespace?)"

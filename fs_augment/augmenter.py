@@ -250,10 +250,24 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         return self
 
     def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> pd.DataFrame:
-        """Fit and return the augmented spine, with one lookup."""
-        values = self._fit_lookup(X)
-        out = self._assemble(X, values)
-        self.feature_stats_ = {name: summarize(out[name], self.feature_kinds_[name]) for name in self.feature_columns_}
+        """Fit and return the augmented spine, with one lookup.
+
+        A fit that fails leaves a fitted augmenter as it was before the call.
+        """
+        fitted = {k: v for k, v in vars(self).items() if k.endswith("_")}
+        try:
+            values = self._fit_lookup(X)
+            out = self._assemble(X, values)
+        except BaseException:
+            for name in [k for k in vars(self) if k.endswith("_")]:
+                delattr(self, name)
+            vars(self).update(fitted)
+            raise
+        self.feature_stats_ = {
+            name: {**summarize(out[name], self.feature_kinds_[name]),
+                   "missing_rate": self.missing_rate_[name]}  # as looked up, before the recipe's defaults
+            for name in self.feature_columns_
+        }
         return self._output(out, X)
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -442,7 +456,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         return tags
 
     # --- internals -------------------------------------------------------------
-    def _validate_params(self) -> None:
+    def _check_params(self) -> None:
         if self.mode not in _MODES:
             raise ValueError(f"mode must be one of {', '.join(map(repr, _MODES))}, got {self.mode!r}")
         if self.on_missing not in ("warn", "raise"):
@@ -462,7 +476,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     def _fit_lookup(self, X: pd.DataFrame) -> dict[str, Any]:
         self.__dict__.pop("_layout_", None)  # a refit pins a new output
-        self._validate_params()
+        self._check_params()
         recipe: Recipe = load_recipe(self.recipe)
         self.recipe_ = recipe
         X = self._check_frame(X, fitting=True)
@@ -471,6 +485,15 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         sep = self.feature_name_separator
         self._qualified_ = list(recipe.qualified_names)
         self.feature_columns_ = [name.replace(":", sep, 1) for name in self._qualified_]
+        if len(set(self.feature_columns_)) < len(self.feature_columns_):
+            first: dict[str, str] = {}
+            for qualified, name in zip(self._qualified_, self.feature_columns_, strict=True):
+                if name in first:
+                    raise RecipeError(
+                        f"{recipe.source or 'recipe'}: features {first[name]} and {qualified} both become the output "
+                        f"column {name!r} with feature_name_separator={sep!r}; choose another separator"
+                    )
+                first[name] = qualified
         clash = sorted(set(self.feature_columns_) & set(map(str, X.columns)))
         if clash:
             raise SpineError(f"input column(s) {', '.join(clash)} have the names of output features; rename them")

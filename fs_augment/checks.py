@@ -465,11 +465,7 @@ def lookup_features(
                 continue
             for feature, name in zip(group.features, group.qualified_names, strict=True):
                 value = values[name]
-                if value is None and not adapter.online.has_feature(group.namespace, feature):
-                    have = adapter.online.list_features(group.namespace)
-                    raise FeatureNotFoundError(
-                        f"feature {feature!r} of namespace {group.namespace!r} is not in the "
-                        f"{adapter.online.describe()} store of environment {config.env!r}; the namespace has: "
-                        f"{', '.join(have) if have else 'no features at all (unknown namespace?)'}")
+                if value is None:  # absent for this entity, or not in the store at all?
+                    adapter.verify_feature(group.namespace, feature)
                 rows.append(LookupRow(name, value, value is not None))
     return rows

@@ -437,3 +437,32 @@ def test_batch_equals_concatenated_online_rows(redis_client, redis_config_dir, m
     pd.testing.assert_frame_equal(batch, rows)
     assert batch.index.tolist() == frame.index.tolist()
     close_all()
+
+
+def test_a_failed_refit_leaves_the_fitted_augmenter_as_it_was(store):
+    aug = FeatureStoreAugmenter(RECIPE).fit(spine(["u1"], ["p1"]).assign(quantity=[1]))
+    before = aug.transform(spine(["u2"], ["p2"]).assign(quantity=[2]))
+    with pytest.raises(SpineError, match="'user_id'"):
+        aug.fit(pd.DataFrame({"uid": ["u1"]}))
+    pd.testing.assert_frame_equal(aug.transform(spine(["u2"], ["p2"]).assign(quantity=[2])), before)
+    fresh = FeatureStoreAugmenter(RECIPE)
+    with pytest.raises(SpineError):
+        fresh.fit(pd.DataFrame({"uid": ["u1"]}))
+    assert not [k for k in vars(fresh) if k.endswith("_")]
+
+
+def test_features_that_would_share_an_output_name_are_a_recipe_error(store):
+    recipe = {"augmenter": {"features": [
+        {"feature_namespace": "user_a", "entity_column": "user_id", "features": ["b__c"]},
+        {"feature_namespace": "user_a__b", "entity_column": "user_id", "features": ["c"]},
+    ]}}
+    with pytest.raises(RecipeError, match=r"user_a:b__c and user_a__b:c both become the output column 'user_a__b__c'"):
+        FeatureStoreAugmenter(recipe).fit(spine(["u1"], ["p1"]))
+
+
+def test_training_stats_count_missing_values_before_defaults(store):
+    recipe = {"augmenter": {"features": [
+        {"feature_namespace": "user_demographics", "features": ["age"], "defaults": {"age": 0}}]}}
+    aug = FeatureStoreAugmenter(recipe).fit(spine(["u1", "nobody"], ["p1", "p1"]))
+    assert aug.feature_stats_["user_demographics__age"]["missing_rate"] == 0.5 == aug.missing_rate_[
+        "user_demographics__age"]

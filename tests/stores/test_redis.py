@@ -606,3 +606,20 @@ def test_materialize_needs_an_offline_store(redis_client: redis.Redis, env_for: 
     host, info = machine_host(redis_client)
     with pytest.raises(ConfigError, match="offline_store_uri"):
         materialize(USER_SPECS, env="test", config_dir=env_for(host, info=info))
+
+
+def test_the_online_cache_keeps_values_not_absences(redis_client: redis.Redis, redis_url: str,
+                                                    make_config_dir: Callable[..., Path]) -> None:
+    from tests.conftest import redis_host_and_db
+
+    host, db = redis_host_and_db(redis_client)
+    demographics = [{"namespace": "user_demographics", "features": ["age", "country_code", "gender"]}]
+    config_dir = make_config_dir(test={"feature_store": {"provider": "redis", "cache_ttl": 3600, "connection_info": {
+        "redis_host": host, "redis_db": db, "redis_mode": "standalone"}}})
+    with fs_augment.connect("test", config_dir) as adapter:
+        assert adapter.online_get_features({"user_id": "new"}, demographics)["user_demographics:age"] is None
+        redis_client.mset({"user_demographics:age:new": "41", "user_demographics:country_code:new": "KR",
+                           "user_demographics:gender:new": "F"})  # materialised a moment later
+        assert adapter.online_get_features({"user_id": "new"}, demographics)["user_demographics:age"] == 41
+        redis_client.set("user_demographics:age:new", "42")  # present values are served from the cache
+        assert adapter.online_get_features({"user_id": "new"}, demographics)["user_demographics:age"] == 41
