@@ -445,18 +445,23 @@ def _first_file(where: Mapping[str, str], prefix: str) -> str:
     return next(iter(where.values()), "the configuration")
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml_file(path: Path, error: type[Exception], what: str) -> Any:
+    """``yaml.safe_load`` of a file; an unreadable or malformed one raises ``error`` naming it and the line."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+        raise error(f"{what} {path} cannot be read ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ConfigError(f"{path}: malformed YAML{at}: {problem}") from None
+        raise error(f"{path}: malformed YAML{at}: {problem}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    data = read_yaml_file(path, ConfigError, "config file")
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -342,15 +342,8 @@ def load_recipe(recipe: str | os.PathLike[str] | Mapping[str, Any] | Recipe) -> 
         return _parse(recipe, None, None)
     if not isinstance(recipe, str | os.PathLike):
         raise RecipeError(f"a recipe is a YAML path, a dict or a Recipe, got {type(recipe).__name__}")
+    from fs_augment.config import read_yaml_file
+
     path = Path(recipe)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RecipeError(f"recipe {path} cannot be read ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise RecipeError(f"{path}: malformed YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+    data = read_yaml_file(path, RecipeError, "recipe")
     return _parse(data, str(path), path.parent)
