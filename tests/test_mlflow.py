@@ -250,7 +250,7 @@ def test_log_model_leaves_the_pipeline_as_it_was_and_finds_fitted_augmenters(pro
 def test_log_model_warns_when_an_augmenter_is_pinned_to_an_environment(project):
     import mlflow
 
-    pipe, _ = fitted_pipeline(project["ages"])
+    pipe, X = fitted_pipeline(project["ages"])
     pipe.set_params(augment__env="train")
     with mlflow.start_run(), pytest.warns(UserWarning, match="pinned to env='train'"):
-        fs_mlflow.log_model(pipe, "model")
+        fs_mlflow.log_model(pipe, "model", input_example=X.head(2))

@@ -290,7 +290,8 @@ def test_the_package_uses_yaml_safe_load_only() -> None:
              for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
              if unsafe.search(line)]
     assert found == []
-    assert sum("yaml.safe_load(" in path.read_text(encoding="utf-8") for path in PACKAGE.rglob("*.py")) >= 2
+    # the scan saw the one YAML file reader (config and recipes both read through it)
+    assert "yaml.safe_load(" in (PACKAGE / "config.py").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("tag", ["!!python/object/apply:os.system", "!!python/name:os.system",
@@ -336,7 +337,8 @@ def test_mlflow_artifacts_and_tracking_store_hold_no_password(
         ("pick", numeric_columns()),
         ("model", DecisionTreeClassifier(random_state=0)),
     ]).fit(X, np.array([0, 1] * 5))
-    with mlflow.start_run():
+    # pinned on purpose: the environment exists only in this process
+    with mlflow.start_run(), pytest.warns(UserWarning, match="pinned to env='test'"):
         info = fs_mlflow.log_model(pipe, "model", input_example=X.head(2))
     assert fs_mlflow.load_model(info.model_uri, mode="batch").predict(X.head(2)).tolist() == [0, 1]
     files = [path for path in tmp_path.rglob("*") if path.is_file()]
