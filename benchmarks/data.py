@@ -19,18 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fs_augment.recipe import FeatureGroup
+from fs_augment.recipe import FeatureGroup, load_recipe
 
-RECIPE = {
-    "augmenter": {
-        "type": "feature_store",
-        "features": [
-            {"feature_namespace": "user_demographics", "features": ["age", "country_code", "gender"]},
-            {"feature_namespace": "user_purchase_summary", "features": ["ltv", "total_purchase_count"]},
-            {"feature_namespace": "product_details", "features": ["price", "category", "brand"]},
-        ],
-    }
-}
+# the seed's recipe, as the repository ships it
+RECIPE = load_recipe(Path(__file__).parents[1] / "recipes" / "experiment.yaml").to_dict()
 PIT_RECIPE = {"augmenter": {**RECIPE["augmenter"], "timestamp_column": "event_timestamp"}}
 GROUPS = (
     FeatureGroup("user_demographics", ("age", "country_code", "gender"), "user_id"),

@@ -38,6 +38,7 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 
 __all__ = [
     "NAME_PATTERN",
+    "TIMESTAMP_COLUMN",
     "decode_value",
     "decode_values",
     "encode_value",
@@ -49,6 +50,9 @@ __all__ = [
 ]
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+
+#: The column of each feature row's time in the offline layout (CONTRACT 4.4).
+TIMESTAMP_COLUMN = "event_timestamp"
 
 
 def validate_name(name: object, what: str, where: str = "") -> str:

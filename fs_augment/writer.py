@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from fs_augment.errors import ConfigError, SpineError
-from fs_augment.keys import encode_value, entity_column_for, entity_texts, feature_key, validate_name
+from fs_augment.keys import TIMESTAMP_COLUMN, encode_value, entity_column_for, entity_texts, feature_key, validate_name
 from fs_augment.recipe import FeatureGroup, Recipe, load_recipe, parse_feature_specs
 from fs_augment.stores.base import OnlineStore
 
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["TIMESTAMP_COLUMN", "materialize", "write_namespace", "write_parquet_namespace"]
 
 #: The offline layout's timestamp column; the writer keeps each entity's latest row by it.
-TIMESTAMP_COLUMN = "event_timestamp"
 #: Keys per MSET command when no expiry is asked for.
 MSET_PAIRS = 1000
 

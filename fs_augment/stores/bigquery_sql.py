@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from fs_augment.errors import ConfigError, StoreError
+from fs_augment.keys import TIMESTAMP_COLUMN
 
 __all__ = [
     "ORDERABLE_TYPES",
@@ -35,7 +36,6 @@ __all__ = [
 ]
 
 #: The column holding each feature row's time (CONTRACT 4.4).
-TIMESTAMP_COLUMN = "event_timestamp"
 #: Column types BigQuery can ``ORDER BY`` (the others cannot break ties).
 ORDERABLE_TYPES = frozenset({
     "INT64", "INTEGER", "FLOAT64", "FLOAT", "NUMERIC", "BIGNUMERIC", "BOOL", "BOOLEAN", "STRING",

@@ -56,7 +56,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fs_augment.errors import FeatureNotFoundError, StoreError
-from fs_augment.keys import NAME_PATTERN, entity_column_for
+from fs_augment.keys import NAME_PATTERN, TIMESTAMP_COLUMN, entity_column_for
 from fs_augment.recipe import FeatureGroup
 from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
@@ -67,7 +67,6 @@ if TYPE_CHECKING:
 __all__ = ["TIMESTAMP_COLUMN", "ParquetOfflineStore", "open_parquet_store"]
 
 #: The column holding each feature row's time.
-TIMESTAMP_COLUMN = "event_timestamp"
 
 # A row's order key is its time in nanoseconds times 2**52 plus its position
 # (file index << 40 | row in file), as a HUGEINT: one ASOF inequality then
