@@ -606,6 +606,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             column = coerced.values
             if coerced.missing and default is not _NO_DEFAULT:
                 column = dtypes.fill(column, kind, default)
+            if isinstance(column, pd.Series):  # by position: a Series would be aligned on its own index
+                column = column.array
             data[at] = column
             at += 1
             missing_rate[name] = coerced.missing / n
