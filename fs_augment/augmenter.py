@@ -39,6 +39,22 @@ ONLINE_MAX_ROWS = 1000
 _NO_DEFAULT = object()
 
 
+def _by_position(column: Any, index: pd.Index) -> Any:
+    """``column`` ready to be the next column of a frame with ``index``, its values in row order.
+
+    A Series would be aligned on its own labels, so its values are taken by position; an
+    object-dtype column is given as a Series on ``index`` itself (no realignment, duplicated labels
+    included) and told its dtype, because pandas infers ``str`` from an object array of all-text
+    values.
+    """
+    if isinstance(column, pd.Series):
+        column = column.array
+    dtype = getattr(column, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind == "O":
+        return pd.Series(np.asarray(column, dtype=object), index=index, dtype=object, copy=False)
+    return column
+
+
 class _Layout:
     """The output's shape, worked out once from the fitted state (not pickled; rebuilt after a fit).
 
@@ -589,7 +605,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         layout = self._layout()
         # keyed by position, labelled once at the end: pandas infers no column index per call
         data: dict[int, Any] = dict(enumerate(
-            arrays[column] if arrays is not None else X[column].array for column in layout.passthrough))
+            _by_position(arrays[column] if arrays is not None else X[column].array, X.index)
+            for column in layout.passthrough))
         at = len(data)
         n = len(X)
         nullable = self._nullable_
@@ -597,7 +614,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         invalid_count: dict[str, int] = {}
         for name, qualified, kind, default in layout.features:
             if n == 0:
-                data[at] = dtypes.empty(kind, nullable)
+                data[at] = _by_position(dtypes.empty(kind, nullable), X.index)
                 missing_rate[name] = 0.0
                 invalid_count[name] = 0
                 at += 1
@@ -606,9 +623,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             column = coerced.values
             if coerced.missing and default is not _NO_DEFAULT:
                 column = dtypes.fill(column, kind, default)
-            if isinstance(column, pd.Series):  # by position: a Series would be aligned on its own index
-                column = column.array
-            data[at] = column
+            data[at] = _by_position(column, X.index)
             at += 1
             missing_rate[name] = coerced.missing / n
             invalid_count[name] = coerced.invalid

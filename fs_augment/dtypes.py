@@ -138,7 +138,7 @@ def empty(kind: str, nullable: bool = False) -> Any:
     if kind == "str":
         return pd.array([], dtype=_STR)
     if kind == "object":
-        return pd.array([], dtype=object)
+        return pd.Series([], dtype=object)
     return pd.array([], dtype=NULLABLE_DTYPES[kind]) if kind in ("int", "bool") else np.array([], dtype="float64")
 
 
@@ -262,9 +262,8 @@ def _as_object(values: Any, kind: str) -> Coerced:
             out[i] = v
     if kind == "str":
         return Coerced(pd.array(out, dtype=_STR), missing, invalid)
-    # an object-dtype array (positional, no index) keeps dtype object where a bare ndarray of
-    # strings would be inferred as str by the DataFrame built from it
-    return Coerced(pd.array(out, dtype=object), missing, invalid)
+    # a Series told its dtype: pandas infers str from an array of all-text values
+    return Coerced(pd.Series(out, dtype=object, copy=False), missing, invalid)
 
 
 _ONE_NAN = (np.nan,)
@@ -343,5 +342,5 @@ def fill(values: Any, kind: str, default: Any) -> Any:
     if kind == "object":
         out = np.asarray(values, dtype=object).copy()
         out[pd.isna(out)] = default  # element-wise: list values are present, never "missing"
-        return pd.array(out, dtype=object)
+        return pd.Series(out, dtype=object, copy=False)  # told: pandas would infer text from all-text values
     return pd.Series(values, copy=False).fillna(default).array
