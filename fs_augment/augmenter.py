@@ -49,8 +49,7 @@ def _by_position(column: Any, index: pd.Index) -> Any:
     """
     if isinstance(column, pd.Series):
         column = column.array
-    dtype = getattr(column, "dtype", None)
-    if isinstance(dtype, np.dtype) and dtype.kind == "O":
+    if pd.api.types.is_object_dtype(getattr(column, "dtype", None)):
         return pd.Series(np.asarray(column, dtype=object), index=index, dtype=object, copy=False)
     return column
 
