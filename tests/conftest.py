@@ -11,6 +11,16 @@ from typing import Any
 import pytest
 import redis
 import yaml
+from hypothesis import HealthCheck, settings
+
+# CI (the default): the same examples on every run, no example database (a clean clone behaves as a
+# warm one), no deadline or too-slow checks on a shared 2-core machine. ``HYPOTHESIS_PROFILE=dev``
+# explores randomly and keeps a database.
+settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
