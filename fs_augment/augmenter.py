@@ -92,6 +92,7 @@ _ArrowStringArray = pd.arrays.ArrowStringArray
 _StringArray = pd.arrays.StringArray
 _STR = dtypes.STR_DTYPE
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INFINITIES = (float("inf"), float("-inf"))
 
 
 class _RowLayout:
@@ -404,6 +405,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                         missing.append(1.0)
                         floats.append(filled)
                         continue
+                    if value in _INFINITIES:  # invalid: counted on the general path
+                        return None
                 elif t is not int or not _INT64_MIN <= value <= _INT64_MAX:
                     return None
                 floats.append(value)
@@ -537,10 +540,42 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             self.feature_kinds_[name] = kind
         self._defaults_ = {k: v for k, v in defaults.items() if v is not None}
         self._nullable_ = bool(self.nullable_dtypes)
+        self._warn_about_training_values(values)
         self.feature_dtypes_ = {
             name: dtypes.dtype_name(kind, self._nullable_) for name, kind in self.feature_kinds_.items()
         }
         return values
+
+    def _warn_about_training_values(self, values: Mapping[str, Any]) -> None:
+        """Warn, once a feature, about training values that are read but were probably not meant so.
+
+        A feature whose values mix kinds is pinned ``object`` (``True`` typed by hand beside JSON
+        ``true``; ``01234``, which is no JSON number, beside ``12345``); a text feature keeps empty
+        text and surrounding whitespace as part of its values.
+        """
+        for name, qualified in zip(self.feature_columns_, self._qualified_, strict=True):
+            kind = self.feature_kinds_[name]
+            if kind == "object":
+                seen = dtypes.value_kinds(values[qualified])
+                if len(seen) > 1:
+                    shown = ", ".join(f"{k} {count} (e.g. {_short(first)})" for k, (count, first) in seen.items())
+                    warnings.warn(
+                        f"feature {name}: its training values mix kinds: {shown}; it is pinned object, so a "
+                        "model sees text and numbers as different values. Write each value of a feature as JSON "
+                        "of one kind: true/false, numbers without leading zeros, text in double quotes",
+                        FeatureQualityWarning, stacklevel=4)
+            elif kind == "str":
+                issues = dtypes.text_issues(values[qualified])
+                if issues.empty or issues.padded:
+                    parts = [f"{count} {what}" for count, what in ((issues.empty, "empty"),
+                                                                 (issues.padded, "with surrounding whitespace"))
+                             if count]
+                    warnings.warn(
+                        f"feature {name}: of its {issues.present} training text values, {' and '.join(parts)} "
+                        f"(e.g. {issues.example!r}) are kept as they are: empty text is not missing and "
+                        "whitespace is part of the text. Write text as JSON without padding (\"KR\"; echo adds "
+                        "a newline: use redis-cli SET key '\"KR\"'), and leave a missing value unset or null",
+                        FeatureQualityWarning, stacklevel=4)
 
     def _kind_with_default(self, name: str, kind: str, values: Any, default: Any) -> str:
         if default is None:
@@ -676,6 +711,11 @@ class _Container(TransformerMixin):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self._names()
+
+
+def _short(value: Any, width: int = 30) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= width else shown[: width - 3] + "..."
 
 
 def summarize(column: pd.Series, kind: str, top: int = 20) -> dict[str, Any]:

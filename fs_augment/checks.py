@@ -11,6 +11,9 @@ each a :class:`CheckRow` with status ``PASS``, ``FAIL``, ``WARN`` or ``SKIP``:
   loader, else the offline store's entities) that have a value online;
 * **type** -- the kind of the values (``int``, ``float``, ``bool``, ``str``)
   agrees between online and offline, and is not a mix;
+* **values** -- among the sampled online values, those that cannot be read
+  (not UTF-8, a number beyond float64: FAIL), and the empty texts and texts
+  with surrounding whitespace, which are read as they are (WARN);
 * **freshness** -- the newest ``event_timestamp`` of each namespace offline.
 
 :func:`lookup_features` is one online lookup, feature by feature.
@@ -30,6 +33,7 @@ import pandas as pd
 from fs_augment.config import Config, load_config
 from fs_augment.dtypes import infer_kind
 from fs_augment.errors import FeatureNotFoundError, FsAugmentError, SpineError, StoreError
+from fs_augment.keys import InvalidValue
 from fs_augment.recipe import FeatureGroup, Recipe, load_recipe
 
 if TYPE_CHECKING:
@@ -241,6 +245,42 @@ def _types(
     return rows
 
 
+def _values(groups: Sequence[FeatureGroup], online: Mapping[str, list[Any]]) -> list[CheckRow]:
+    """Rows counting the sampled online values that cannot be read, and the empty and padded texts."""
+    rows = []
+    for group in groups:
+        for name in group.qualified_names:
+            values = online.get(name, [])
+            if not values:
+                rows.append(CheckRow("values", name, SKIP, "no online values in the sample"))
+                continue
+            reasons: dict[str, int] = {}
+            empty = padded = 0
+            example = None
+            for value in values:
+                t = type(value)
+                if t is InvalidValue:
+                    reasons[value.reason] = reasons.get(value.reason, 0) + 1
+                elif t is str:
+                    if not value:
+                        empty += 1
+                    elif value.strip() != value:
+                        padded += 1
+                        if example is None:
+                            example = value
+            parts = [f"{count} {reason}" for reason, count in reasons.items()]
+            if empty:
+                parts.append(f"{empty} empty text")
+            if padded:
+                parts.append(f"{padded} with surrounding whitespace (e.g. {example!r})")
+            if not parts:
+                rows.append(CheckRow("values", name, PASS, f"{len(values)} sampled: none unreadable, empty or padded"))
+                continue
+            status = FAIL if reasons else WARN
+            rows.append(CheckRow("values", name, status, f"{len(values)} sampled: {', '.join(parts)}"))
+    return rows
+
+
 def _max_timestamp(offline: OfflineStore, namespace: str) -> pd.Timestamp | None:
     """The newest ``event_timestamp`` of a namespace in a parquet offline store (CONTRACT 4.4 layout)."""
     import duckdb
@@ -397,6 +437,8 @@ def run_checks(
             except (SpineError, StoreError) as exc:
                 rows.append(CheckRow("coverage", "spine", FAIL, str(exc)))
         rows += _types(present, online_values, latest, adapter.offline is not None)
+        if online_values:
+            rows += _values(present, online_values)
         if adapter.offline is not None:
             rows += _freshness(adapter.offline, groups, max_staleness, now)
     return rows
@@ -467,5 +509,6 @@ def lookup_features(
                 value = values[name]
                 if value is None:  # absent for this entity, or not in the store at all?
                     adapter.verify_feature(group.namespace, feature)
-                rows.append(LookupRow(name, value, value is not None))
+                note = f"invalid: {value.reason}" if type(value) is InvalidValue else ""
+                rows.append(LookupRow(name, value, value is not None, note))
     return rows

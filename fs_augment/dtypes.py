@@ -18,7 +18,14 @@ The default keeps every column usable by any scikit-learn estimator
 (``pd.NA`` is refused by many of them); ``nullable=True`` keeps integers exact.
 
 A stored value that does not fit the pinned kind (text in a numeric feature, a
-fraction in an int feature) becomes missing and is counted as *invalid*.
+fraction in an int feature, an infinite number in a float feature) becomes
+missing and is counted as *invalid*, as does a value that cannot be read at all
+(:class:`fs_augment.keys.InvalidValue`: not UTF-8, or a number beyond float64).
+
+:func:`value_kinds` and :func:`text_issues` describe training values that are
+read, but are probably not what their writer meant: a feature whose values mix
+kinds (``True`` typed by hand beside JSON ``true``), and text that is empty or
+carries surrounding whitespace (``KR\\n`` from ``echo KR | redis-cli -x SET``).
 """
 
 from __future__ import annotations
@@ -31,7 +38,10 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
-__all__ = ["DTYPES", "NULLABLE_DTYPES", "Coerced", "coerce", "dtype_name", "empty", "fill", "infer_kind"]
+from fs_augment.keys import InvalidValue
+
+__all__ = ["DTYPES", "NULLABLE_DTYPES", "Coerced", "TextIssues", "coerce", "dtype_name", "empty", "fill",
+           "infer_kind", "text_issues", "value_kinds"]
 
 DTYPES = {"int": "float64", "float": "float64", "bool": "float64", "str": "str", "object": "object"}
 NULLABLE_DTYPES = {**DTYPES, "int": "Int64", "bool": "boolean"}
@@ -46,6 +56,7 @@ _FLOAT_TYPES = frozenset({float, np.float64, np.float32})
 _NUMBER_TYPES = _INT_TYPES | _FLOAT_TYPES
 _BOOL_TYPES = frozenset({bool, np.bool_})
 _NA = type(pd.NA)
+_NOT_A_VALUE = frozenset({_NONE, _NA, InvalidValue})  # what kind inference ignores
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -62,7 +73,7 @@ def _types(values: Any) -> set[type]:
 
 
 def infer_kind(values: Sequence[Any] | np.ndarray | pd.api.extensions.ExtensionArray) -> str:
-    """The kind of a column of looked-up values (missing values are ignored).
+    """The kind of a column of looked-up values (missing and unreadable values are ignored).
 
     Examples
     --------
@@ -80,7 +91,7 @@ def infer_kind(values: Sequence[Any] | np.ndarray | pd.api.extensions.ExtensionA
         return "object"
     if not isinstance(values, list | np.ndarray):
         values = list(values)
-    present = _types(values) - {_NONE, _NA}
+    present = _types(values) - _NOT_A_VALUE
     floats_nan = {t for t in present if t in _FLOAT_TYPES}
     if floats_nan and all(_is_nan(v) for v in values if type(v) in floats_nan):
         present -= floats_nan
@@ -142,13 +153,20 @@ def empty(kind: str, nullable: bool = False) -> Any:
     return pd.array([], dtype=NULLABLE_DTYPES[kind]) if kind in ("int", "bool") else np.array([], dtype="float64")
 
 
+def _finite(out: np.ndarray, invalid: int = 0) -> Coerced:
+    """A float64 column with its infinities (no JSON number, so a misfit) turned missing and counted."""
+    infinite = np.isinf(out)
+    if infinite.any():
+        out = np.where(infinite, np.nan, out)
+        invalid += int(infinite.sum())
+    return Coerced(out, int(np.isnan(out).sum()), invalid)
+
+
 def _as_float(values: Any) -> Coerced:
     if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
-        out = values.astype("float64", copy=False)
-        return Coerced(out, int(np.isnan(out).sum()), 0)
+        return _finite(values.astype("float64", copy=False))
     if isinstance(values, pd.api.extensions.ExtensionArray) and values.dtype.kind in "iuf":
-        out = values.to_numpy(dtype="float64", na_value=np.nan)
-        return Coerced(out, int(np.isnan(out).sum()), 0)
+        return _finite(values.to_numpy(dtype="float64", na_value=np.nan))
     types = _types(values)
     if types <= _NUMBER_TYPES | {_NONE}:
         try:
@@ -156,7 +174,7 @@ def _as_float(values: Any) -> Coerced:
         except OverflowError:  # an integer beyond float64 (JSON allows it): value by value below
             pass
         else:
-            return Coerced(out, int(np.isnan(out).sum()), 0)
+            return _finite(out)
     out = np.empty(len(values), dtype="float64")
     invalid = 0
     for i, v in enumerate(values):
@@ -166,7 +184,7 @@ def _as_float(values: Any) -> Coerced:
             out[i] = np.nan
             if not _is_nan(v):
                 invalid += 1
-    return Coerced(out, int(np.isnan(out).sum()), invalid)
+    return _finite(out, invalid)
 
 
 def _as_int(values: Any) -> Coerced:
@@ -251,6 +269,10 @@ def _as_object(values: Any, kind: str) -> Coerced:
         if _is_nan(v) or v is pd.NA:
             out[i] = np.nan
             missing += 1
+        elif type(v) is InvalidValue:
+            out[i] = np.nan
+            missing += 1
+            invalid += 1
         elif kind == "str" and type(v) is not str:
             if isinstance(v, list | dict):
                 out[i] = np.nan
@@ -289,7 +311,8 @@ def _coerce_one(value: Any, kind: str, nullable: bool) -> Coerced | None:
     if kind == "float" or not nullable:
         if value is None:
             return Coerced(np.array(_ONE_NAN), 1, 0) if kind != "object" else None
-        if kind == "float" and (t is float or (t is int and _INT64_MIN <= value <= _INT64_MAX)):
+        if kind == "float" and ((t is float and not math.isinf(value)) or
+                                (t is int and _INT64_MIN <= value <= _INT64_MAX)):
             out = np.array((value,), dtype="float64")
             return Coerced(out, 0 if out[0] == out[0] else 1, 0)
         if kind == "int" and t is int and _INT64_MIN <= value <= _INT64_MAX:
@@ -344,3 +367,83 @@ def fill(values: Any, kind: str, default: Any) -> Any:
         out[pd.isna(out)] = default  # element-wise: list values are present, never "missing"
         return pd.Series(out, dtype=object, copy=False)  # told: pandas would infer text from all-text values
     return pd.Series(values, copy=False).fillna(default).array
+
+
+def _kind_of_value(value: Any) -> str:
+    t = type(value)
+    if t in _BOOL_TYPES:
+        return "bool"
+    if t in _INT_TYPES:
+        return "int"
+    if t in _FLOAT_TYPES:
+        return "float"
+    if t is str:
+        return "str"
+    if isinstance(value, list | tuple | np.ndarray):
+        return "list"
+    if isinstance(value, dict):
+        return "dict"
+    return t.__name__
+
+
+def value_kinds(values: Sequence[Any] | np.ndarray | pd.api.extensions.ExtensionArray) -> dict[str, tuple[int, Any]]:
+    """The kinds of a column's present values: kind -> (how many, the first one), most frequent first.
+
+    Missing and unreadable values are left out, as :func:`infer_kind` leaves them out. A column
+    :func:`infer_kind` calls ``object`` with more than one kind here mixes kinds: ``True`` typed
+    by hand beside JSON ``true`` (``str`` and ``bool``), ``01234`` beside ``12345`` (``01234`` is
+    no JSON number: ``str`` and ``int``).
+
+    Examples
+    --------
+    >>> value_kinds([True, "True", None, False])
+    {'bool': (2, True), 'str': (1, 'True')}
+    >>> value_kinds([12345, "01234"])
+    {'int': (1, 12345), 'str': (1, '01234')}
+    """
+    kind = getattr(getattr(values, "dtype", None), "kind", "O")
+    if kind != "O":
+        return {infer_kind(values): (len(values), None)} if len(values) else {}
+    seen: dict[str, list[Any]] = {}
+    for value in values:
+        if type(value) in _NOT_A_VALUE or _is_nan(value):
+            continue
+        name = _kind_of_value(value)
+        entry = seen.get(name)
+        if entry is None:
+            seen[name] = [1, value]
+        else:
+            entry[0] += 1
+    ranked = sorted(seen.items(), key=lambda item: -item[1][0])
+    return {name: (count, first) for name, (count, first) in ranked}
+
+
+class TextIssues(NamedTuple):
+    """Text values that are read as they are, but were probably not meant so (see :func:`text_issues`)."""
+
+    present: int
+    empty: int
+    padded: int
+    example: str | None
+
+
+def text_issues(values: Any) -> TextIssues:
+    """Count the empty texts and the texts with surrounding whitespace among a column's present values.
+
+    Both are kept as real values (``""`` is not missing, ``"KR\\n"`` is not ``"KR"``); these counts
+    are what the augmenter warns about at fit and ``fs-augment check`` reports. ``example`` is
+    the first padded text, else ``""`` when there are empty ones.
+
+    Examples
+    --------
+    >>> text_issues(["KR", "KR\\n", "", None, " US"])
+    TextIssues(present=4, empty=1, padded=2, example='KR\\n')
+    """
+    texts = pd.Series(coerce(values, "str").values, copy=False)
+    texts = texts[texts.notna()]
+    if not len(texts):
+        return TextIssues(0, 0, 0, None)
+    empty = (texts == "").to_numpy(dtype=bool)
+    padded = (texts.str.strip() != texts).to_numpy(dtype=bool) & ~empty
+    example = texts.iloc[int(np.argmax(padded))] if padded.any() else ("" if empty.any() else None)
+    return TextIssues(len(texts), int(empty.sum()), int(padded.sum()), example)
