@@ -321,3 +321,27 @@ def test_the_check_fails_invalid_utf8(cli, project, capsys):
     assert code == 1
     status, detail = rows["values", qualified("nickname")]
     assert status == "FAIL" and f"1 {NOT_UTF8}" in detail
+
+
+# --- the same rules on the embedded store (parquet written by other tools) ---------------------------------------
+
+@pytest.mark.parametrize("mode", ["batch", "online"])
+def test_the_embedded_store_counts_infinities_and_invalid_utf8(make_config_dir, tmp_path, mode):
+    features = tmp_path / "features"
+    features.mkdir()
+    frame = pd.DataFrame({"user_id": ["u1", "u2", "u3"], "score": [9.5, np.inf, -np.inf],
+                          "raw_name": [b"kim", b"l\xffe", b"park"]})
+    frame.to_parquet(features / f"{NAMESPACE}.parquet", index=False)
+    config_dir = make_config_dir(local={"feature_store": {
+        "provider": "local", "connection_info": {"offline_store_uri": f"file://{features}"}}})
+    recipe = {"augmenter": {"features": [{"feature_namespace": NAMESPACE, "features": ["score", "raw_name"]}]}}
+    aug = FeatureStoreAugmenter(recipe, env="local", config_dir=str(config_dir), mode=mode)
+    out, quality = fit_recording(aug)
+    assert aug.feature_kinds_ == {column("score"): "float", column("raw_name"): "str"}
+    assert out[column("score")].tolist()[0] == 9.5 and out[column("score")].iloc[1:].isna().all()
+    assert out[column("raw_name")].tolist()[::2] == ["kim", "park"] and pd.isna(out[column("raw_name")].iloc[1])
+    assert aug.invalid_count_ == {column("score"): 2, column("raw_name"): 1}
+    assert len(quality) == 1 and f"{column('score')} (2)" in quality[0]
+    one, quality = transform_recording(aug, SPINE.iloc[[2]])
+    assert pd.isna(one[column("score")].iloc[0]) and aug.invalid_count_[column("score")] == 1
+    assert len(quality) == 1
