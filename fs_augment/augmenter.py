@@ -567,12 +567,15 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             elif kind == "str":
                 issues = dtypes.text_issues(values[qualified])
                 if issues.empty or issues.padded:
-                    parts = [f"{count} {what}" for count, what in ((issues.empty, "empty"),
-                                                                 (issues.padded, "with surrounding whitespace"))
-                             if count]
+                    parts = []
+                    if issues.empty:
+                        parts.append(f"{issues.empty} {'is' if issues.empty == 1 else 'are'} empty")
+                    if issues.padded:
+                        parts.append(f"{issues.padded} {'has' if issues.padded == 1 else 'have'} surrounding "
+                                     "whitespace")
                     warnings.warn(
                         f"feature {name}: of its {issues.present} training text values, {' and '.join(parts)} "
-                        f"(e.g. {issues.example!r}) are kept as they are: empty text is not missing and "
+                        f"(e.g. {issues.example!r}); they are kept as they are: empty text is not missing and "
                         "whitespace is part of the text. Write text as JSON without padding (\"KR\"; echo adds "
                         "a newline: use redis-cli SET key '\"KR\"'), and leave a missing value unset or null",
                         FeatureQualityWarning, stacklevel=4)

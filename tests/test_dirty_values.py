@@ -255,7 +255,7 @@ def test_empty_and_padded_text_are_kept_and_warned_once_at_fit(cli, project):
     assert aug.missing_rate_[column("country")] == 0.0
     country = [m for m in quality if column("country") in m]
     assert len(country) == 1
-    assert "of its 3 training text values, 1 empty and 1 with surrounding whitespace (e.g. 'KR\\n')" in country[0]
+    assert "of its 3 training text values, 1 is empty and 1 has surrounding whitespace (e.g. 'KR\\n')" in country[0]
     assert not [m for m in quality if column("nickname") in m]
 
 
