@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from fs_augment.config import Config, load_config
-from fs_augment.dtypes import infer_kind
+from fs_augment.dtypes import infer_kind, text_issues
 from fs_augment.errors import FeatureNotFoundError, FsAugmentError, SpineError, StoreError
 from fs_augment.keys import InvalidValue
 from fs_augment.recipe import FeatureGroup, Recipe, load_recipe
@@ -255,24 +255,15 @@ def _values(groups: Sequence[FeatureGroup], online: Mapping[str, list[Any]]) -> 
                 rows.append(CheckRow("values", name, SKIP, "no online values in the sample"))
                 continue
             reasons: dict[str, int] = {}
-            empty = padded = 0
-            example = None
             for value in values:
-                t = type(value)
-                if t is InvalidValue:
+                if type(value) is InvalidValue:
                     reasons[value.reason] = reasons.get(value.reason, 0) + 1
-                elif t is str:
-                    if not value:
-                        empty += 1
-                    elif value.strip() != value:
-                        padded += 1
-                        if example is None:
-                            example = value
+            texts = text_issues(values)
             parts = [f"{count} {reason}" for reason, count in reasons.items()]
-            if empty:
-                parts.append(f"{empty} empty text")
-            if padded:
-                parts.append(f"{padded} with surrounding whitespace (e.g. {example!r})")
+            if texts.empty:
+                parts.append(f"{texts.empty} empty text")
+            if texts.padded:
+                parts.append(f"{texts.padded} with surrounding whitespace (e.g. {texts.example!r})")
             if not parts:
                 rows.append(CheckRow("values", name, PASS, f"{len(values)} sampled: none unreadable, empty or padded"))
                 continue

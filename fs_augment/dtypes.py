@@ -31,6 +31,7 @@ carries surrounding whitespace (``KR\\n`` from ``echo KR | redis-cli -x SET``).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -404,18 +405,29 @@ def value_kinds(values: Sequence[Any] | np.ndarray | pd.api.extensions.Extension
     kind = getattr(getattr(values, "dtype", None), "kind", "O")
     if kind != "O":
         return {infer_kind(values): (len(values), None)} if len(values) else {}
+    if not isinstance(values, list):
+        values = list(values)
+    types = list(map(type, values))
     seen: dict[str, list[Any]] = {}
-    for value in values:
-        if type(value) in _NOT_A_VALUE or _is_nan(value):
+    for t, count in Counter(types).items():
+        if t in _NOT_A_VALUE:
             continue
-        name = _kind_of_value(value)
+        at = types.index(t)
+        if t in _FLOAT_TYPES:  # NaN is missing
+            present = [v for v in values if type(v) is t and v == v]
+            count = len(present)
+            if not count:
+                continue
+            at = values.index(present[0])
+        name = _kind_of_value(values[at])
         entry = seen.get(name)
         if entry is None:
-            seen[name] = [1, value]
-        else:
-            entry[0] += 1
-    ranked = sorted(seen.items(), key=lambda item: -item[1][0])
-    return {name: (count, first) for name, (count, first) in ranked}
+            seen[name] = [count, at]
+        else:  # one kind of several types (bool and numpy.bool_): the first of them
+            entry[0] += count
+            entry[1] = min(entry[1], at)
+    ranked = sorted(seen.items(), key=lambda item: (-item[1][0], item[1][1]))
+    return {name: (count, values[at]) for name, (count, at) in ranked}
 
 
 class TextIssues(NamedTuple):
@@ -439,11 +451,22 @@ def text_issues(values: Any) -> TextIssues:
     >>> text_issues(["KR", "KR\\n", "", None, " US"])
     TextIssues(present=4, empty=1, padded=2, example='KR\\n')
     """
-    texts = pd.Series(coerce(values, "str").values, copy=False)
-    texts = texts[texts.notna()]
-    if not len(texts):
-        return TextIssues(0, 0, 0, None)
-    empty = (texts == "").to_numpy(dtype=bool)
-    padded = (texts.str.strip() != texts).to_numpy(dtype=bool) & ~empty
-    example = texts.iloc[int(np.argmax(padded))] if padded.any() else ("" if empty.any() else None)
-    return TextIssues(len(texts), int(empty.sum()), int(padded.sum()), example)
+    if not isinstance(values, list):
+        values = values.tolist() if hasattr(values, "tolist") else list(values)
+    present = empty = padded = 0
+    example = None
+    for value in values:  # a plain loop: faster than pandas' string methods on Python strings
+        if type(value) is not str:
+            if not _is_nan(value) and type(value) is not InvalidValue:
+                present += 1
+            continue
+        present += 1
+        if not value:
+            empty += 1
+        elif value.strip() != value:
+            padded += 1
+            if example is None:
+                example = value
+    if example is None and empty:
+        example = ""
+    return TextIssues(present, empty, padded, example)
