@@ -202,10 +202,11 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         The environment the training lookup read (recorded, not used to choose
         where to read later).
     missing_rate_ : dict
-        Output feature name → fraction missing in the last fit or transform
-        (before defaults).
+        Output feature name → fraction missing in the training lookup (before
+        defaults). A transform changes no fitted state: its figures go to the
+        adapter's metrics (``fs_augment.connect(...).metrics``).
     invalid_count_ : dict
-        Output feature name → values in the last transform that did not fit
+        Output feature name → values in the training lookup that did not fit
         the pinned dtype (turned missing).
     feature_stats_ : dict
         Output feature name → summary of its training values (count, missing
@@ -272,7 +273,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_")}
         try:
             values = self._fit_lookup(X)
-            out = self._assemble(X, values)
+            out, self.missing_rate_, self.invalid_count_ = self._assemble(X, values)
+            self._layout()  # built now, so that no transform writes the estimator
         except BaseException:
             for name in [k for k in vars(self) if k.endswith("_")]:
                 delattr(self, name)
@@ -309,7 +311,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             out = self._transform_row(X, adapter, arrays)
         else:
             values = self._lookup(X, online=online, adapter=adapter, arrays=arrays)
-            out = self._assemble(X, values, adapter=adapter, arrays=arrays)
+            out = self._assemble(X, values, adapter=adapter, arrays=arrays)[0]
         return self._output(out, X)
 
     def set_output(self, *, transform: str | None = None) -> FeatureStoreAugmenter:
@@ -365,7 +367,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             if frame is not None:
                 return frame
         values = {qualified: [value] for (_, qualified, _, _), value in zip(layout.features, flat, strict=True)}
-        return self._assemble(X, values, adapter=adapter, arrays=arrays)
+        return self._assemble(X, values, adapter=adapter, arrays=arrays)[0]
 
     def _assemble_row(self, X: pd.DataFrame, flat: list[Any], layout: _Layout, row: _RowLayout, adapter: Any,
                       arrays: Mapping[Any, Any]) -> pd.DataFrame | None:
@@ -426,8 +428,6 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         missing_rate = dict(zip(names, missing, strict=True))
         invalid_count = dict.fromkeys(names, 0)
         frame = _create_dataframe_from_blocks(blocks, index=X.index, columns=layout.columns)
-        self.missing_rate_ = missing_rate
-        self.invalid_count_ = invalid_count
         adapter.metrics.record_features(1, self._qualified_, missing_rate, invalid_count)
         if self.max_missing_rate is not None:
             self._check_quality(missing_rate, invalid_count)
@@ -453,9 +453,14 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         return arrays
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # object.__getstate__ gives the live __dict__ itself
         state.pop("_layout_", None)  # derived from the fitted state; rebuilt where the pickle is loaded
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "feature_columns_" in self.__dict__:  # built here, so that no transform writes the estimator
+            self._layout_ = _Layout(self)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Output column names: passed-through input columns, then the features."""
@@ -600,7 +605,12 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         return adapter.lookup_texts(texts, recipe.groups, online=online, verify=verify)
 
     def _assemble(self, X: pd.DataFrame, values: Mapping[str, Any], *, adapter: Any = None,
-                  arrays: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                  arrays: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, float], dict[str, int]]:
+        """The output frame, and each feature's missing rate (before defaults) and invalid count.
+
+        Nothing is stored on the estimator: a fit keeps the figures as ``missing_rate_`` and
+        ``invalid_count_``; a transform only records them in the adapter's metrics.
+        """
         layout = self._layout()
         # keyed by position, labelled once at the end: pandas infers no column index per call
         data: dict[int, Any] = dict(enumerate(
@@ -626,15 +636,13 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             at += 1
             missing_rate[name] = coerced.missing / n
             invalid_count[name] = coerced.invalid
-        self.missing_rate_ = missing_rate
-        self.invalid_count_ = invalid_count
         if adapter is None:
             adapter = get_adapter(self.env, self.config_dir)
         adapter.metrics.record_features(n, self._qualified_, missing_rate, invalid_count)
         self._check_quality(missing_rate, invalid_count)
         frame = pd.DataFrame(data, index=X.index, copy=False)
         frame.columns = layout.columns
-        return frame
+        return frame, missing_rate, invalid_count
 
     def _check_quality(self, missing_rate: Mapping[str, float], invalid: Mapping[str, int]) -> None:
         bad_types = {k: v for k, v in invalid.items() if v}
