@@ -215,11 +215,26 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     Examples
     --------
+    A demo project (its ``local`` environment serves features from parquet files, no server):
+
+    >>> import tempfile
+    >>> import pandas as pd
     >>> from fs_augment import FeatureStoreAugmenter
-    >>> aug = FeatureStoreAugmenter("recipes/experiment.yaml", env="local")
-    >>> aug
-    FeatureStoreAugmenter(env='local', recipe='recipes/experiment.yaml')
-    >>> out = aug.fit_transform(spine)  # doctest: +SKIP
+    >>> from fs_augment.demo import write_demo_data
+    >>> project = write_demo_data(tempfile.mkdtemp(), users=20, products=5, rows=50)
+    >>> recipe = {"augmenter": {"features": [
+    ...     {"feature_namespace": "user_demographics", "features": ["age", "country_code"]}]}}
+    >>> aug = FeatureStoreAugmenter(recipe, env="local", config_dir=project.config_dir)
+    >>> spine = pd.DataFrame({"user_id": ["user1", "user2", "nobody"]})
+    >>> aug.fit_transform(spine)
+      user_id  user_demographics__age user_demographics__country_code
+    0   user1                    26.0                              GB
+    1   user2                    35.0                              KR
+    2  nobody                     NaN                             NaN
+    >>> aug.get_feature_names_out().tolist()
+    ['user_id', 'user_demographics__age', 'user_demographics__country_code']
+    >>> aug.missing_rate_
+    {'user_demographics__age': 0.3333333333333333, 'user_demographics__country_code': 0.3333333333333333}
     """
 
     def __init__(
