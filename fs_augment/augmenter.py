@@ -39,6 +39,15 @@ ONLINE_MAX_ROWS = 1000
 _NO_DEFAULT = object()
 
 
+def _as_pandas(X: Any) -> Any:
+    """``X`` as a pandas DataFrame when it is a polars DataFrame (converted once, here); else ``X`` itself."""
+    if isinstance(X, pd.DataFrame):
+        return X
+    if type(X).__module__.partition(".")[0] == "polars" and type(X).__name__ == "DataFrame":
+        return X.to_pandas()
+    return X
+
+
 def _by_position(column: Any, index: pd.Index) -> Any:
     """``column`` ready to be the next column of a frame with ``index``, its values in row order.
 
@@ -270,7 +279,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         ----------
         X : DataFrame
             The entity spine: the recipe's entity columns (and its timestamp
-            column for point-in-time lookups).
+            column for point-in-time lookups). A polars DataFrame is converted
+            to pandas first.
         y : ignored
 
         Returns
@@ -286,6 +296,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         A fit that fails leaves a fitted augmenter as it was before the call.
         """
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_")}
+        X = _as_pandas(X)
         try:
             values = self._fit_lookup(X)
             out, self.missing_rate_, self.invalid_count_ = self._assemble(X, values)
@@ -311,7 +322,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         Parameters
         ----------
         X : DataFrame
-            Entity columns (and any other columns seen at fit).
+            Entity columns (and any other columns seen at fit); pandas, or
+            polars (converted to pandas first).
 
         Returns
         -------
@@ -319,6 +331,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         """
         if not hasattr(self, "feature_columns_"):
             check_is_fitted(self, "feature_columns_")  # raises NotFittedError with sklearn's message
+        X = _as_pandas(X)
         arrays = self._input_arrays(X)
         online = self._resolve_mode() == "online"
         adapter = get_adapter(self.env, self.config_dir)
@@ -579,8 +592,13 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     def _check_frame(self, X: Any, *, fitting: bool, labels: list[Any] | None = None) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
+            what = type(X).__name__
+            if hasattr(X, "tocsr") or hasattr(X, "to_scipy_sparse"):  # scipy.sparse matrices and arrays
+                what = f"sparse input ({what}); sparse matrices hold numbers, not entity keys"
+            elif type(X).__module__.partition(".")[0] == "polars" and what == "LazyFrame":
+                what = "a polars LazyFrame; collect() it first"
             raise SpineError(
-                f"{type(self).__name__} takes a pandas DataFrame of entity columns, got {type(X).__name__}"
+                f"{type(self).__name__} takes a pandas or polars DataFrame of entity columns, got {what}"
             )
         if labels is None:
             labels = X.columns.tolist()
