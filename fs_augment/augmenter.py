@@ -27,6 +27,7 @@ from fs_augment import dtypes
 from fs_augment.connections import get_adapter
 from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
 from fs_augment.keys import entity_texts, entity_to_text
+from fs_augment.plan import LookupPlan
 from fs_augment.recipe import Recipe, load_recipe
 
 __all__ = ["MODE_VARIABLE", "FeatureStoreAugmenter"]
@@ -70,11 +71,13 @@ class _Layout:
     feature's kind and default, so a served 1-row transform does no per-call bookkeeping.
     """
 
-    __slots__ = ("columns", "entity_columns", "extract", "features", "fitted_labels", "names", "passthrough", "row",
-                 "wanted")
+    __slots__ = ("columns", "entity_columns", "extract", "features", "fitted_labels", "names", "passthrough", "plan",
+                 "row", "wanted")
 
     def __init__(self, augmenter: FeatureStoreAugmenter) -> None:
         recipe = augmenter.recipe_
+        #: the recipe's lookup plan, handed to the adapter on every call
+        self.plan = LookupPlan(recipe.groups)
         self.passthrough = tuple(augmenter._passthrough_columns_)
         self.entity_columns = recipe.entity_columns
         #: input columns read once per transform: passed through, or keys of a namespace
@@ -388,7 +391,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 texts.append(entity_to_text(array[0], column))
             else:
                 texts.append(entity_texts(array, column)[0])
-        flat = adapter.lookup_row(texts, self.recipe_.groups, online=True)
+        flat = adapter.lookup_row(texts, layout.plan, online=True)
         row = layout.row
         if row is not None:
             frame = self._assemble_row(X, flat, layout, row, adapter, arrays)
@@ -628,14 +631,16 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         if adapter is None:
             adapter = get_adapter(self.env, self.config_dir)
         recipe = self.recipe_
+        # a transform reuses the fitted layout's plan; the fit's own lookup comes before the layout
+        plan = self._layout().plan if arrays is not None else LookupPlan(recipe.groups)
         timestamp = recipe.timestamp_column
         use_time = not online and timestamp is not None and timestamp in X.columns
         online = online and len(X) <= ONLINE_MAX_ROWS
         if arrays is None or use_time:
-            return adapter.lookup_columns(X, recipe.groups, online=online,
+            return adapter.lookup_columns(X, plan, online=online,
                                           timestamp_column=timestamp if use_time else None, verify=verify)
-        texts = {column: entity_texts(arrays[column], column) for column in self._layout().entity_columns}
-        return adapter.lookup_texts(texts, recipe.groups, online=online, verify=verify)
+        texts = {column: entity_texts(arrays[column], column) for column in plan.columns}
+        return adapter.lookup_texts(texts, plan, online=online, verify=verify)
 
     def _assemble(self, X: pd.DataFrame, values: Mapping[str, Any], *, adapter: Any = None,
                   arrays: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, float], dict[str, int]]:
