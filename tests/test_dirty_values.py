@@ -21,7 +21,7 @@ import yaml
 from fs_augment import FeatureStoreAugmenter
 from fs_augment.checks import lookup_features
 from fs_augment.cli import main
-from fs_augment.connections import close_all
+from fs_augment.connections import close_all, get_adapter
 from fs_augment.errors import FeatureQualityWarning
 from fs_augment.keys import NOT_FINITE, NOT_UTF8, InvalidValue, feature_key
 from tests.conftest import redis_host_and_db
@@ -70,7 +70,8 @@ def cli(redis_client: redis.Redis) -> Iterator[RedisCli]:
 
 @pytest.fixture
 def project(make_config_dir: Callable[..., Path], redis_client: redis.Redis, tmp_path: Path) -> dict[str, Any]:
-    """Environment ``test``: the suite's Redis online, a parquet folder of the same entities offline."""
+    """Environment ``test``: the suite's Redis online, a parquet folder of the same entities offline; per-feature
+    metrics on (no endpoint), where a transform's invalid counts go."""
     features = tmp_path / "features"
     features.mkdir()
     pd.DataFrame({
@@ -80,7 +81,7 @@ def project(make_config_dir: Callable[..., Path], redis_client: redis.Redis, tmp
     }).to_parquet(features / f"{NAMESPACE}.parquet", index=False)
     host, db = redis_host_and_db(redis_client)
     config_dir = make_config_dir(test={"feature_store": {
-        "provider": "redis", "connection_timeout": 2000, "retry_attempts": 1,
+        "provider": "redis", "connection_timeout": 2000, "retry_attempts": 1, "enable_monitoring": True,
         "connection_info": {"redis_host": host, "redis_db": db, "redis_mode": "standalone",
                             "offline_store_uri": f"file://{features}"}}})
     recipe = tmp_path / "recipe.yaml"
@@ -110,11 +111,20 @@ def fit_recording(aug: FeatureStoreAugmenter, X: pd.DataFrame = SPINE) -> tuple[
     return out, [str(w.message) for w in caught if issubclass(w.category, FeatureQualityWarning)]
 
 
-def transform_recording(aug: FeatureStoreAugmenter, X: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def transform_recording(aug: FeatureStoreAugmenter, X: pd.DataFrame) -> tuple[pd.DataFrame, list[str], dict[str, int]]:
+    """``transform``, its quality warnings, and the invalid values it added to the adapter's metrics, by feature.
+
+    A transform changes no fitted state (``invalid_count_`` is the training lookup's): its counts go to the metrics.
+    """
+    metrics = get_adapter(aug.env, aug.config_dir).metrics
+    before = metrics.snapshot()["invalid_by_feature"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = aug.transform(X)
-    return out, [str(w.message) for w in caught if issubclass(w.category, FeatureQualityWarning)]
+    after = metrics.snapshot()["invalid_by_feature"]
+    added = {name.replace(":", "__", 1): n - before.get(name, 0) for name, n in after.items()
+             if n != before.get(name, 0)}
+    return out, [str(w.message) for w in caught if issubclass(w.category, FeatureQualityWarning)], added
 
 
 def check(capsys: pytest.CaptureFixture[str], project: dict[str, Any]) -> tuple[int, dict[tuple[str, str], str]]:
@@ -162,11 +172,11 @@ def test_a_number_beyond_float64_is_invalid_in_transform(cli, project, typed, mo
     assert aug.feature_kinds_[column("score")] == "float"
     cli.set("score", "u2", typed)
     for X in (SPINE, SPINE.iloc[[1]]):  # batch of rows, and the served one-row path
-        out, quality = transform_recording(aug, X)
+        out, quality, invalid = transform_recording(aug, X)
         score = out[column("score")]
         assert score.dtype == np.float64 and not np.isinf(score.to_numpy()).any()
         assert pd.isna(score.loc[1])
-        assert aug.invalid_count_[column("score")] == 1
+        assert invalid == {column("score"): 1}
         assert len(quality) == 1 and f"{column('score')} (1)" in quality[0]
 
 
@@ -278,9 +288,8 @@ def test_padded_text_in_a_transform_is_a_value(cli, project):
     aug = augmenter(project, "online")
     aug.fit(SPINE)
     cli.set_from_stdin("country", "u1", b"KR\n")
-    out, quality = transform_recording(aug, SPINE.iloc[[0]])
-    assert out[column("country")].tolist() == ["KR\n"] and quality == []
-    assert aug.invalid_count_[column("country")] == 0
+    out, quality, invalid = transform_recording(aug, SPINE.iloc[[0]])
+    assert out[column("country")].tolist() == ["KR\n"] and quality == [] and invalid == {}
 
 
 # --- invalid UTF-8: counted as invalid, not replaced ------------------------------------------------------------
@@ -293,14 +302,13 @@ def test_invalid_utf8_is_invalid_in_every_kind(cli, project, mode):
     for feature in ("score", "is_vip", "zip_code", "country"):
         cli.set_from_stdin(feature, "u2", b"K\xffR")  # Latin-1 bytes piped in from a file, say
     for X in (SPINE, SPINE.iloc[[1]]):
-        out, quality = transform_recording(aug, X)
+        out, quality, invalid = transform_recording(aug, X)
         assert len(quality) == 1
+        assert invalid == {column(feature): 1 for feature in ("score", "is_vip", "zip_code", "country")}
         for feature in ("score", "is_vip", "zip_code", "country"):
             assert pd.isna(out[column(feature)].loc[1]), feature
             assert "\ufffd" not in str(out[column(feature)].loc[1])
-            assert aug.invalid_count_[column(feature)] == 1
             assert f"{column(feature)} (1)" in quality[0]
-        assert aug.invalid_count_[column("nickname")] == 0
 
 
 def test_invalid_utf8_in_training_is_invalid_and_keeps_the_kind(cli, project):
@@ -333,7 +341,7 @@ def test_the_embedded_store_counts_infinities_and_invalid_utf8(make_config_dir, 
                           "raw_name": [b"kim", b"l\xffe", b"park"]})
     frame.to_parquet(features / f"{NAMESPACE}.parquet", index=False)
     config_dir = make_config_dir(local={"feature_store": {
-        "provider": "local", "connection_info": {"offline_store_uri": f"file://{features}"}}})
+        "provider": "local", "enable_monitoring": True, "connection_info": {"offline_store_uri": f"file://{features}"}}})
     recipe = {"augmenter": {"features": [{"feature_namespace": NAMESPACE, "features": ["score", "raw_name"]}]}}
     aug = FeatureStoreAugmenter(recipe, env="local", config_dir=str(config_dir), mode=mode)
     out, quality = fit_recording(aug)
@@ -342,6 +350,6 @@ def test_the_embedded_store_counts_infinities_and_invalid_utf8(make_config_dir, 
     assert out[column("raw_name")].tolist()[::2] == ["kim", "park"] and pd.isna(out[column("raw_name")].iloc[1])
     assert aug.invalid_count_ == {column("score"): 2, column("raw_name"): 1}
     assert len(quality) == 1 and f"{column('score')} (2)" in quality[0]
-    one, quality = transform_recording(aug, SPINE.iloc[[2]])
-    assert pd.isna(one[column("score")].iloc[0]) and aug.invalid_count_[column("score")] == 1
+    one, quality, invalid = transform_recording(aug, SPINE.iloc[[2]])
+    assert pd.isna(one[column("score")].iloc[0]) and invalid == {column("score"): 1}
     assert len(quality) == 1
