@@ -594,7 +594,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             if kind == "object":
                 seen = dtypes.value_kinds(values[qualified])
                 if len(seen) > 1:
-                    shown = ", ".join(f"{k} {count} (e.g. {_short(first)})" for k, (count, first) in seen.items())
+                    shown = dtypes.describe_kinds(seen)
                     warnings.warn(
                         f"feature {name}: its training values mix kinds: {shown}; it is pinned object, so a "
                         "model sees text and numbers as different values. Write each value of a feature as JSON "
@@ -760,11 +760,6 @@ class _Container(TransformerMixin):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self._names()
-
-
-def _short(value: Any, width: int = 30) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= width else shown[: width - 3] + "..."
 
 
 def summarize(column: pd.Series, kind: str, top: int = 20) -> dict[str, Any]:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from fs_augment.config import Config, load_config
-from fs_augment.dtypes import infer_kind, text_issues
+from fs_augment.dtypes import describe_kinds, infer_kind, text_issues, value_kinds
 from fs_augment.errors import FeatureNotFoundError, FsAugmentError, SpineError, StoreError
 from fs_augment.keys import InvalidValue
 from fs_augment.recipe import FeatureGroup, Recipe, load_recipe
@@ -91,10 +91,6 @@ def _kinds_agree(online: str, offline: str) -> bool:
 
 def _present(values: Sequence[Any]) -> list[Any]:
     return [v for v in values if v is not None and not (isinstance(v, float | np.floating) and np.isnan(v))]
-
-
-def _type_names(values: Sequence[Any]) -> str:
-    return ", ".join(sorted({type(v).__name__ for v in values}))
 
 
 def _probe(adapter: FeatureStoreAdapter, groups: Sequence[FeatureGroup]) -> CheckRow:
@@ -229,7 +225,9 @@ def _types(
                 continue
             online_kind = infer_kind(online_values)
             if online_kind == "object":
-                rows.append(CheckRow("type", name, FAIL, f"online values mix types: {_type_names(online_values)}"))
+                seen = value_kinds(online_values)
+                what = "mix kinds" if len(seen) > 1 else "are of no plain kind"
+                rows.append(CheckRow("type", name, FAIL, f"online values {what}: {describe_kinds(seen)}"))
                 continue
             if not has_offline:
                 rows.append(CheckRow("type", name, PASS, f"online {online_kind}"))

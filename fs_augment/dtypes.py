@@ -41,8 +41,8 @@ from pandas.api.types import infer_dtype
 
 from fs_augment.keys import InvalidValue
 
-__all__ = ["DTYPES", "NULLABLE_DTYPES", "Coerced", "TextIssues", "coerce", "dtype_name", "empty", "fill",
-           "infer_kind", "text_issues", "value_kinds"]
+__all__ = ["DTYPES", "NULLABLE_DTYPES", "Coerced", "TextIssues", "coerce", "describe_kinds", "dtype_name", "empty",
+           "fill", "infer_kind", "text_issues", "value_kinds"]
 
 DTYPES = {"int": "float64", "float": "float64", "bool": "float64", "str": "str", "object": "object"}
 NULLABLE_DTYPES = {**DTYPES, "int": "Int64", "bool": "boolean"}
@@ -428,6 +428,23 @@ def value_kinds(values: Sequence[Any] | np.ndarray | pd.api.extensions.Extension
             entry[1] = min(entry[1], at)
     ranked = sorted(seen.items(), key=lambda item: (-item[1][0], item[1][1]))
     return {name: (count, values[at]) for name, (count, at) in ranked}
+
+
+def describe_kinds(kinds: dict[str, tuple[int, Any]], width: int = 30) -> str:
+    """:func:`value_kinds` as text for a message: each kind, its count and an example.
+
+    Examples
+    --------
+    >>> describe_kinds(value_kinds([12345, "01234", 54321]))
+    "int 2 (e.g. 12345), str 1 (e.g. '01234')"
+    """
+    parts = []
+    for kind, (count, first) in kinds.items():
+        shown = repr(first)
+        if len(shown) > width:
+            shown = shown[: width - 3] + "..."
+        parts.append(f"{kind} {count} (e.g. {shown})")
+    return ", ".join(parts)
 
 
 class TextIssues(NamedTuple):
