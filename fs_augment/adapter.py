@@ -11,7 +11,7 @@ import copy
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ import pandas as pd
 
 from fs_augment.cache import TTLCache
 from fs_augment.errors import FeatureNotFoundError, SpineError, StoreError, StoreUnavailableError
-from fs_augment.keys import entity_texts, entity_to_text
+from fs_augment.keys import entity_texts, entity_to_text, parse_event_time
 from fs_augment.monitoring import LookupMetrics, MetricsPusher
 from fs_augment.plan import LookupPlan
 from fs_augment.recipe import FeatureGroup, parse_feature_specs
@@ -36,7 +36,8 @@ DEGRADED_WARNING_INTERVAL = 60.0
 Groups = LookupPlan | Sequence[FeatureGroup]
 
 
-_PLAIN_SPEC_KEYS = frozenset({"namespace", "feature_namespace", "features", "entity_column"})
+#: max_age is remembered only as text ("7d"): == on numbers would take 1 for True
+_PLAIN_SPEC_KEYS = frozenset({"namespace", "feature_namespace", "features", "entity_column", "max_age"})
 #: feature_specs lists an adapter remembers, parsed (see FeatureStoreAdapter._plan_of)
 _MAX_PARSED = 16
 
@@ -96,6 +97,12 @@ class FeatureStoreAdapter:
         Where lookups are counted (``adapter.metrics.snapshot()``); a new one by default.
     pusher : MetricsPusher, optional
         Pushes ``metrics`` to a monitoring endpoint; closed (flushed) by :meth:`close`.
+    clock : callable, optional
+        The time lookups are at, as nanoseconds since the Unix epoch (UTC); default
+        :func:`time.time_ns`. A namespace with ``max_age`` (in the recipe or a feature spec) has its
+        values treated as missing when its event time (``{namespace}:event_timestamp:{entity}``) is
+        more than ``max_age`` before this time; exactly ``max_age`` old still counts, no event time
+        means no age. Stale answers are counted in ``metrics`` (``stale``, ``stale_by_namespace``).
 
     Examples
     --------
@@ -118,6 +125,7 @@ class FeatureStoreAdapter:
         debug_logging: bool = False,
         metrics: LookupMetrics | None = None,
         pusher: MetricsPusher | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         if on_store_error not in ("raise", "default"):
             raise ValueError(f"on_store_error must be 'raise' or 'default', got {on_store_error!r}")
@@ -132,6 +140,7 @@ class FeatureStoreAdapter:
         if self.cache is not None:
             self.metrics.attach_cache(self.cache)
         self.pusher = pusher
+        self.clock: Callable[[], int] = clock if clock is not None else time.time_ns
         #: feature_specs lists parsed lately, newest first: (a deep copy of the list, its plan). A
         #: caller of the seed-level API passes the same specs on every call; == costs less than parsing.
         self._parsed: list[tuple[list[Any], LookupPlan]] = []
@@ -168,14 +177,22 @@ class FeatureStoreAdapter:
             Rows of entity keys, e.g. ``[{"user_id": "123", "product_id": "456"}]``.
         feature_specs : list of dict
             ``[{"namespace": "user_demographics", "features": ["age"]}]``
-            (``feature_namespace`` is accepted too).
+            (``feature_namespace`` is accepted too; ``entity_column``,
+            ``defaults`` and ``max_age``, e.g. ``"7d"``, as in a recipe).
 
         Returns
         -------
         dict
             ``{entity_key: {"namespace:feature": value, ...}}``: each entity key
             holds the features of the namespaces keyed by its column; absent
-            values are None.
+            values (and values older than the spec's ``max_age``) are None.
+
+        Raises
+        ------
+        FeatureNotFoundError
+            A feature is absent for every entity of the call and the store does
+            not know it at all; the message lists what the namespace has (a
+            bounded check made only then).
         """
         groups = self._plan_of(feature_specs).groups
         if isinstance(entity_spine, Mapping) or not isinstance(entity_spine, Sequence):
@@ -194,7 +211,7 @@ class FeatureStoreAdapter:
                                                          if g.entity_column == group.entity_column])
                 texts.append(entity_to_text(row[group.entity_column], group.entity_column))
             columns[group.entity_column] = texts
-        values = self._latest(columns, self._plan_of(feature_specs), online=False)
+        values = self._latest(columns, self._plan_of(feature_specs), online=False, verify=True)
         result: dict[str, dict[str, Any]] = {}
         for group in groups:
             entities = columns[group.entity_column]
@@ -256,14 +273,15 @@ class FeatureStoreAdapter:
         *,
         online: bool = False,
         timestamp_column: str | None = None,
-        verify: bool = False,
+        verify: bool | None = None,
     ) -> dict[str, Any]:
         """Feature values aligned row by row with ``spine`` (positionally).
 
         With ``timestamp_column`` and ``online=False`` the values come from the
         offline store, point-in-time correct; otherwise the latest values from
-        the online store. ``verify=True`` checks that a feature absent for
-        every row exists at all, raising :class:`FeatureNotFoundError` if not.
+        the online store. ``verify`` (default: for batch lookups, not online ones)
+        checks that a feature absent for every row exists at all, raising
+        :class:`FeatureNotFoundError` if not.
 
         Returns
         -------
@@ -274,7 +292,7 @@ class FeatureStoreAdapter:
         if timestamp_column is not None and not online:
             return self._point_in_time(spine, plan, timestamp_column)
         columns = self.entity_columns(spine, plan)
-        return self._latest(columns, plan, online=online, verify=verify)
+        return self._latest(columns, plan, online=online, verify=not online if verify is None else verify)
 
     def lookup_texts(
         self,
@@ -282,7 +300,7 @@ class FeatureStoreAdapter:
         groups: Groups,
         *,
         online: bool = False,
-        verify: bool = False,
+        verify: bool | None = None,
     ) -> dict[str, Any]:
         """Latest feature values for entity keys already turned into text, aligned with them.
 
@@ -290,6 +308,7 @@ class FeatureStoreAdapter:
         entity column of ``groups`` to the key text of each row (None for no
         entity), as :func:`fs_augment.keys.entity_texts` gives them.
         """
+        verify = not online if verify is None else verify
         return self._latest(texts, self._plan_of(groups), online=online, verify=verify)
 
     def get_feature_frame(
@@ -380,9 +399,27 @@ class FeatureStoreAdapter:
         out: dict[str, Any] = {}
         total = missing = 0
         names = iter(plan.names)
-        for group, codes, absent, result in zip(plan.groups, codes_by_group, no_entity, fetched, strict=True):
+        now = self.clock() if plan.timed else 0
+        stale: dict[str, int] = {}
+        unreadable: dict[str, int] = {}
+        for group, codes, absent, result, limit in zip(plan.groups, codes_by_group, no_entity, fetched,
+                                                       plan.max_age_ns, strict=True):
+            old: list[int] = []
+            if limit is not None:  # the last column read is the event time of each entity
+                stamps, result = result[-1], result[:-1]
+                old = [at for at, stamp in enumerate(stamps)
+                       if stamp is not None and self._is_stale(stamp, limit, now, group.namespace, unreadable)]
+                if old:
+                    stale[group.namespace] = len(old)
             for feature, values in zip(group.features, result, strict=True):
                 name = next(names)
+                if verify and values and (values.count(None) if type(values) is list
+                                          else sum(v is None for v in values)) == len(values):
+                    self.verify_feature(group.namespace, feature)  # on what the store has, before max_age
+                if old:
+                    values = list(values)
+                    for at in old:
+                        values[at] = None
                 if codes is None:
                     column: Any = values if values else [None]
                 else:
@@ -394,9 +431,8 @@ class FeatureStoreAdapter:
                 n_missing = (values.count(None) if type(values) is list else sum(v is None for v in values)) + absent
                 total += len(values)
                 missing += n_missing
-                if verify and values and n_missing >= len(values):
-                    self.verify_feature(group.namespace, feature)
-        self._record("online" if online else "batch", time.perf_counter() - start, total, missing)
+        self._record("online" if online else "batch", time.perf_counter() - start, total, missing,
+                     stale, unreadable)
         return out
 
     def _latest_row(self, texts: list[str | None], plan: LookupPlan, *, online: bool) -> list[Any]:
@@ -405,15 +441,50 @@ class FeatureStoreAdapter:
         requests = [FeatureRequest(namespace, features, [] if texts[at] is None else [texts[at]], column)
                     for namespace, features, column, at in plan.requests]
         fetched = self._fetch(requests, online=online)
-        values = [column[0] if column else None for result in fetched for column in result]
+        if plan.timed:
+            values, stale, unreadable = self._fresh_row(fetched, plan)
+        else:
+            values = [column[0] if column else None for result in fetched for column in result]
+            stale = unreadable = None
         total = len(values)
         if None in texts:  # a namespace without entity: its features are missing, not looked up
             total -= sum(w for w, (_, _, _, at) in zip(plan.widths, plan.requests, strict=True) if texts[at] is None)
-        self._record("online" if online else "batch", time.perf_counter() - start, total, values.count(None))
+        self._record("online" if online else "batch", time.perf_counter() - start, total, values.count(None),
+                     stale, unreadable)
         return values
 
-    def _record(self, kind: str, elapsed: float, total: int, missing: int) -> None:
-        self.metrics.record(kind, elapsed, values=total, missing=missing)
+    def _fresh_row(self, fetched: list[list[list[Any]]], plan: LookupPlan
+                   ) -> tuple[list[Any], dict[str, int], dict[str, int]]:
+        """One row's values, flat in name order, with the namespaces older than their max_age missing."""
+        now = self.clock()
+        values: list[Any] = []
+        stale: dict[str, int] = {}
+        unreadable: dict[str, int] = {}
+        for group, result, limit in zip(plan.groups, fetched, plan.max_age_ns, strict=True):
+            if limit is None:
+                values += [column[0] if column else None for column in result]
+                continue
+            stamps = result[-1]
+            if stamps and stamps[0] is not None and self._is_stale(stamps[0], limit, now, group.namespace, unreadable):
+                stale[group.namespace] = 1
+                values += [None] * len(group.features)
+            else:
+                values += [column[0] if column else None for column in result[:-1]]
+        return values, stale, unreadable
+
+    def _is_stale(self, stamp: Any, limit: int, now: int, namespace: str, unreadable: dict[str, int]) -> bool:
+        """Whether a stored event time is more than ``limit`` ns before ``now``; an unreadable one counts as stale."""
+        try:
+            moment = parse_event_time(stamp)
+        except ValueError:
+            unreadable[namespace] = unreadable.get(namespace, 0) + 1
+            return True
+        return moment is not None and now - moment > limit
+
+    def _record(self, kind: str, elapsed: float, total: int, missing: int,
+                stale: Mapping[str, int] | None = None, unreadable: Mapping[str, int] | None = None) -> None:
+        self.metrics.record(kind, elapsed, values=total, missing=missing, stale=stale or None,
+                            unreadable_event_times=unreadable or None)
         if self.debug_logging:
             logger.debug("%s lookup: %d keys, %d missing, %.3f ms (env %s)",
                          kind, total, missing, elapsed * 1e3, self.env)

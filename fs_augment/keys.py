@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import math
 import numbers
@@ -51,7 +52,10 @@ __all__ = [
     "entity_column_for",
     "entity_texts",
     "entity_to_text",
+    "event_time_key",
     "feature_key",
+    "format_event_time",
+    "parse_event_time",
     "validate_name",
 ]
 
@@ -94,6 +98,88 @@ def entity_column_for(namespace: str) -> str:
 def feature_key(namespace: str, feature: str, entity: str) -> str:
     """The online key ``{namespace}:{feature}:{entity}``."""
     return f"{namespace}:{feature}:{entity}"
+
+
+def event_time_key(namespace: str, entity: str) -> str:
+    """The online key of an entity's event time, ``{namespace}:event_timestamp:{entity}`` (CONTRACT 4.5).
+
+    Examples
+    --------
+    >>> event_time_key("user_demographics", "user123")
+    'user_demographics:event_timestamp:user123'
+    """
+    return f"{namespace}:{TIMESTAMP_COLUMN}:{entity}"
+
+
+_EPOCH = _dt.datetime(1970, 1, 1)
+_NS = 1_000_000_000
+_FRACTION = re.compile(r"[.,](\d{7,})")
+
+
+def parse_event_time(value: Any) -> int | None:
+    """The event time a stored (decoded) timestamp value holds, in nanoseconds since the Unix epoch (UTC).
+
+    A JSON number is seconds since the epoch; text is ISO 8601, where a time
+    without a zone is UTC (fractions up to nanoseconds are exact). None (no
+    key, or JSON ``null``) is None: no event time is known.
+
+    Raises
+    ------
+    ValueError
+        The value is neither: a bool, a list, unreadable bytes, text that is no ISO 8601 time.
+
+    Examples
+    --------
+    >>> parse_event_time(86400), parse_event_time(1.5), parse_event_time("1970-01-02")
+    (86400000000000, 1500000000, 86400000000000)
+    >>> parse_event_time("1970-01-01T09:00:00.000000001+09:00")
+    1
+    """
+    kind = type(value)
+    if kind is str:
+        try:
+            moment = _dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO 8601 time") from None
+        offset = moment.utcoffset()
+        if offset is not None:
+            moment = moment.replace(tzinfo=None) - offset
+        delta = moment - _EPOCH
+        ns = ((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000
+        if len(value) > 26:  # fromisoformat keeps microseconds: add the digits it dropped
+            extra = _FRACTION.search(value)
+            if extra is not None:
+                ns += int(extra.group(1)[6:9].ljust(3, "0"))
+        return ns
+    if kind is int:
+        return value * _NS
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a finite number of seconds")
+        whole = math.floor(value)
+        return int(whole) * _NS + round((value - whole) * _NS)
+    if value is None:
+        return None
+    raise ValueError(f"{value!r} of type {kind.__name__} is neither seconds since the epoch nor ISO 8601 text")
+
+
+def format_event_time(ns: int) -> str:
+    """ISO 8601 text in UTC (``Z``) of a time in nanoseconds since the epoch, as the reference writer stores it.
+
+    Fractions of a second are written only when present, to the microsecond or the nanosecond.
+
+    Examples
+    --------
+    >>> format_event_time(0), format_event_time(1_500_000_000), format_event_time(1)
+    ('1970-01-01T00:00:00Z', '1970-01-01T00:00:01.500000Z', '1970-01-01T00:00:00.000000001Z')
+    >>> parse_event_time(format_event_time(1_700_000_000_123_456_789))
+    1700000000123456789
+    """
+    seconds, fraction = divmod(int(ns), _NS)
+    text = (_EPOCH + _dt.timedelta(seconds=seconds)).isoformat()
+    if fraction:
+        text += f".{fraction // 1000:06d}" if fraction % 1000 == 0 else f".{fraction:09d}"
+    return text + "Z"
 
 
 def _is_missing(value: Any) -> bool:

@@ -6,8 +6,10 @@ Two small pieces:
   (``online``, ``batch``, ``point_in_time``), their latency (p50/p95/p99 over
   a rolling window), values read and missing, errors by kind, lookups answered
   with defaults because the store was down (``on_store_error: default``), the
-  in-process cache's hits and misses, and missing and invalid values per
-  feature. Read it from Python with ``adapter.metrics.snapshot()``.
+  in-process cache's hits and misses, missing and invalid values per
+  feature, and stale answers: entities whose values a namespace's ``max_age``
+  turned missing because their event time was too old (and, among them, event
+  times that could not be read). Read it from Python with ``adapter.metrics.snapshot()``.
 * :class:`MetricsPusher` (``enable_monitoring: true`` with a
   ``monitoring_endpoint``) POSTs JSON snapshots from a background daemon
   thread: every ``interval`` seconds, or sooner once ``every_lookups``
@@ -112,13 +114,18 @@ class LookupMetrics:
             self._values_by_feature: dict[str, int] = defaultdict(int)
             self._invalid_by_feature: dict[str, int] = defaultdict(int)
             self._errors: dict[str, int] = defaultdict(int)
+            self._stale: dict[str, int] = defaultdict(int)
+            self._stale_by_namespace: dict[str, int] = defaultdict(int)
+            self._unreadable_times: dict[str, int] = defaultdict(int)
             self._degraded = 0
             self._pending = 0
             self._cache_base = self._cache_counts()
 
     # --- recording ---------------------------------------------------------------
     def record(self, kind: str, seconds: float, *, values: int, missing: int,
-               by_feature: dict[str, tuple[int, int]] | None = None) -> None:
+               by_feature: dict[str, tuple[int, int]] | None = None,
+               stale: Mapping[str, int] | None = None,
+               unreadable_event_times: Mapping[str, int] | None = None) -> None:
         """Count one lookup of ``kind`` (``online``, ``batch``, ``point_in_time``).
 
         Parameters
@@ -130,6 +137,11 @@ class LookupMetrics:
             Values read, and how many of them were absent.
         by_feature : dict, optional
             ``"namespace:feature"`` → ``(values, missing)``.
+        stale : mapping, optional
+            Namespace → entities whose values were older than the namespace's
+            ``max_age`` (answered as missing; their values count in ``missing``).
+        unreadable_event_times : mapping, optional
+            Namespace → entities whose event time could not be read (also stale).
         """
         with self._lock:
             self._lookups[kind] += 1
@@ -140,6 +152,13 @@ class LookupMetrics:
                 for name, (n_values, n_missing) in by_feature.items():
                     self._values_by_feature[name] += n_values
                     self._missing_by_feature[name] += n_missing
+            if stale:
+                for namespace, count in stale.items():
+                    self._stale[kind] += count
+                    self._stale_by_namespace[namespace] += count
+            if unreadable_event_times:
+                for namespace, count in unreadable_event_times.items():
+                    self._unreadable_times[namespace] += count
             self._tick()
 
     def record_features(self, rows: int, names: Sequence[str], missing_rate: Mapping[str, float],
@@ -210,7 +229,10 @@ class LookupMetrics:
             Plain JSON-ready data: ``lookups``, ``latency_seconds`` (per kind:
             ``p50``, ``p95``, ``p99``, ``count``), ``values``, ``missing``,
             ``missing_rate`` (per kind), ``missing_rate_by_feature``,
-            ``invalid_by_feature``, ``errors`` (``"kind:ErrorClass"`` → count),
+            ``invalid_by_feature``, ``stale`` (per kind) and
+            ``stale_by_namespace`` (entities answered as missing because older
+            than ``max_age``), ``unreadable_event_times`` (per namespace),
+            ``errors`` (``"kind:ErrorClass"`` → count),
             ``degraded_lookups`` and ``cache`` (``hits``, ``misses``,
             ``hit_rate`` or None before any cache read).
         """
@@ -233,6 +255,9 @@ class LookupMetrics:
                     for name, n in self._values_by_feature.items() if n
                 },
                 "invalid_by_feature": {name: n for name, n in self._invalid_by_feature.items() if n},
+                "stale": dict(self._stale),
+                "stale_by_namespace": dict(self._stale_by_namespace),
+                "unreadable_event_times": dict(self._unreadable_times),
                 "errors": dict(self._errors),
                 "degraded_lookups": self._degraded,
                 "cache": {"hits": hits, "misses": misses,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from fs_augment.keys import TIMESTAMP_COLUMN
 from fs_augment.recipe import FeatureGroup
 
 __all__ = ["LookupPlan"]
@@ -32,7 +33,13 @@ class LookupPlan:
     first_namespace : tuple of str
         The first namespace each entity column keys (for messages).
     requests : tuple
-        Per group: ``(namespace, features, entity column, position of the column in columns)``.
+        Per group: ``(namespace, features read, entity column, position of the column in columns)``.
+        The features read of a group with ``max_age`` end with ``event_timestamp``: its event-time key
+        ``{namespace}:event_timestamp:{entity}`` is read with the features, in the same round trips.
+    max_age_ns : tuple of (int or None)
+        Per group: its ``max_age`` in nanoseconds, None without one.
+    timed : bool
+        Whether any group has a ``max_age``.
     names : tuple of str
         Every ``namespace:feature``, in recipe order.
     widths : tuple of int
@@ -40,14 +47,18 @@ class LookupPlan:
 
     Examples
     --------
-    >>> from fs_augment.recipe import FeatureGroup
+    >>> from fs_augment.keys import TIMESTAMP_COLUMN
+from fs_augment.recipe import FeatureGroup
     >>> plan = LookupPlan([FeatureGroup("user_demographics", ("age",), "user_id"),
     ...                    FeatureGroup("product_details", ("price", "brand"), "product_id")])
     >>> plan.columns, plan.names
     (('user_id', 'product_id'), ('user_demographics:age', 'product_details:price', 'product_details:brand'))
+    >>> timed = LookupPlan([FeatureGroup("user_demographics", ("age",), "user_id", max_age=60)])
+    >>> timed.requests[0][1], timed.max_age_ns, timed.timed
+    (('age', 'event_timestamp'), (60000000000,), True)
     """
 
-    __slots__ = ("columns", "first_namespace", "groups", "names", "requests", "widths")
+    __slots__ = ("columns", "first_namespace", "groups", "max_age_ns", "names", "requests", "timed", "widths")
 
     def __init__(self, groups: Iterable[FeatureGroup]) -> None:
         self.groups: tuple[FeatureGroup, ...] = tuple(groups)
@@ -56,9 +67,13 @@ class LookupPlan:
             first.setdefault(group.entity_column, group.namespace)
         self.columns: tuple[str, ...] = tuple(first)
         self.first_namespace: tuple[str, ...] = tuple(first.values())
+        self.max_age_ns: tuple[int | None, ...] = tuple(
+            None if g.max_age is None else round(g.max_age * 1e9) for g in self.groups)
+        self.timed: bool = any(limit is not None for limit in self.max_age_ns)
         self.requests: tuple[tuple[str, tuple[str, ...], str, int], ...] = tuple(
-            (g.namespace, tuple(g.features), g.entity_column, self.columns.index(g.entity_column))
-            for g in self.groups)
+            (g.namespace, (*g.features, TIMESTAMP_COLUMN) if limit is not None else tuple(g.features),
+             g.entity_column, self.columns.index(g.entity_column))
+            for g, limit in zip(self.groups, self.max_age_ns, strict=True))
         self.names: tuple[str, ...] = tuple(name for g in self.groups for name in g.qualified_names)
         self.widths: tuple[int, ...] = tuple(len(g.features) for g in self.groups)
 

@@ -10,8 +10,10 @@ it is::
           features: [age, country_code, gender]
 
 Optional additions: per namespace ``entity_column``, ``defaults`` (value used
-when a feature is missing) and ``max_age`` (point-in-time lookups ignore older
-rows; seconds or ``"30d"``, ``"12h"``, ``"15m"``, ``"45s"``); for the augmenter
+when a feature is missing) and ``max_age`` (seconds or ``"30d"``, ``"12h"``,
+``"15m"``, ``"45s"``: point-in-time lookups ignore older rows, and latest-value
+lookups from the online store treat values whose event time, the
+``{namespace}:event_timestamp:{entity}`` key, is older at lookup time as missing); for the augmenter
 ``timestamp_column`` (the spine column with each row's time); and the
 ``loader``, ``model`` and ``evaluation`` sections used by ``fs-augment train``.
 """
@@ -28,7 +30,7 @@ from typing import Any
 import yaml
 
 from fs_augment.errors import RecipeError
-from fs_augment.keys import entity_column_for, validate_name
+from fs_augment.keys import TIMESTAMP_COLUMN, entity_column_for, validate_name
 
 __all__ = ["FeatureGroup", "LoaderSpec", "ModelSpec", "Recipe", "load_recipe", "parse_feature_specs"]
 
@@ -189,6 +191,9 @@ def _parse_group(item: Any, where: str) -> FeatureGroup:
     if isinstance(features, str) or not isinstance(features, Sequence) or not features:
         raise RecipeError(f"{where}: features must be a non-empty list of names, got {features!r}")
     names = tuple(validate_name(f, "feature", where) for f in features)
+    if TIMESTAMP_COLUMN in names:
+        raise RecipeError(f"{where}: {TIMESTAMP_COLUMN!r} is the namespace's event time, not a feature "
+                          "(CONTRACT 4.4, 4.5); set max_age to use it")
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise RecipeError(f"{where}: feature(s) listed twice: {', '.join(dupes)}")

@@ -5,7 +5,9 @@ it. This module writes the contract's layout so that tests, demos and data
 engineers have a reference:
 
 * :func:`write_namespace` — one namespace's latest values into Redis as
-  ``SET {namespace}:{feature}:{entity} <json>``, pipelined in chunks.
+  ``SET {namespace}:{feature}:{entity} <json>``, pipelined in chunks, with each
+  entity's event time ``{namespace}:event_timestamp:{entity}`` (ISO 8601 text
+  in UTC, as JSON) in the same ``MSET`` as its feature keys.
 * :func:`write_parquet_namespace` — the offline layout, ``FOLDER/<namespace>.parquet``.
 * :func:`materialize` — the latest rows of the offline store into the online store.
 
@@ -22,7 +24,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from itertools import islice
 from json.encoder import encode_basestring  # the JSON encoder's own string escaping (ensure_ascii=False)
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,16 @@ import numpy as np
 import pandas as pd
 
 from fs_augment.errors import ConfigError, SpineError
-from fs_augment.keys import TIMESTAMP_COLUMN, encode_value, entity_column_for, entity_texts, feature_key, validate_name
+from fs_augment.keys import (
+    TIMESTAMP_COLUMN,
+    encode_value,
+    entity_column_for,
+    entity_texts,
+    event_time_key,
+    feature_key,
+    format_event_time,
+    validate_name,
+)
 from fs_augment.recipe import FeatureGroup, Recipe, load_recipe, parse_feature_specs
 from fs_augment.stores.base import OnlineStore
 
@@ -111,16 +121,38 @@ def _plain_encoder(series: pd.Series) -> Callable[[Any], str]:
     return encode_value
 
 
+def _event_times(series: pd.Series) -> list[str | None]:
+    """Each row's event time as the JSON text of its key (ISO 8601 in UTC; naive times are UTC), None for none."""
+    try:
+        stamps = pd.to_datetime(series, utc=True)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise SpineError(f"column {TIMESTAMP_COLUMN!r} cannot be read as times: {exc}") from None
+    ns = stamps.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    missing = np.isnat(ns).tolist()
+    return [None if gone else encode_basestring(format_event_time(v))
+            for v, gone in zip(ns.view("int64").tolist(), missing, strict=True)]
+
+
 def _commands(namespace: str, features: Sequence[str], entities: list[str],
-              rows: pd.DataFrame) -> Iterator[tuple[str, str | None]]:
-    """``(key, json)`` for every present value and ``(key, None)`` for every missing one, feature by feature."""
+              rows: pd.DataFrame) -> Iterator[list[tuple[str, str | None]]]:
+    """Entity by entity: ``(key, json)`` for every present value and ``(key, None)`` for every missing one.
+
+    Each entity's event-time key comes last, after its features: a reader that sees a new time sees
+    the new values (an entity is never split between two ``MSET`` commands).
+    """
+    columns = []
     for feature in features:
-        prefix = feature_key(namespace, feature, "")
         series = rows[feature]
         present, cells = _present(series)
         encode = _plain_encoder(series)
-        for entity, ok, value in zip(entities, present.tolist(), cells, strict=True):
-            yield prefix + entity, encode(value) if ok else None
+        columns.append([encode(value) if ok else None for ok, value in zip(present.tolist(), cells, strict=True)])
+    # rows without times: an event time written before no longer belongs to the values
+    times = _event_times(rows[TIMESTAMP_COLUMN]) if TIMESTAMP_COLUMN in rows.columns else [None] * len(entities)
+    prefixes = [feature_key(namespace, feature, "") for feature in features]
+    for position, entity in enumerate(entities):
+        group = [(prefix + entity, column[position]) for prefix, column in zip(prefixes, columns, strict=True)]
+        group.append((event_time_key(namespace, entity), times[position]))
+        yield group
 
 
 def write_namespace(
@@ -135,11 +167,15 @@ def write_namespace(
     """Write one namespace's latest values into Redis.
 
     Every present value becomes ``SET {namespace}:{feature}:{entity} <json>``
-    (:func:`fs_augment.keys.encode_value`), ``chunk_size`` keys per round trip
-    in non-transactional pipelines (as ``MSET`` commands when there is no
+    (:func:`fs_augment.keys.encode_value`), about ``chunk_size`` keys per round
+    trip in non-transactional pipelines (as ``MSET`` commands when there is no
     ``ttl``, as ``SET ... EX`` with one). A missing value (None, NaN, NA) is
     not written, and its key is deleted, so it reads back as missing even
-    where an earlier write had a value.
+    where an earlier write had a value. The row's ``event_timestamp`` becomes
+    ``{namespace}:event_timestamp:{entity}`` holding ISO 8601 text in UTC
+    (``"2024-05-01T12:00:00Z"``; naive times are UTC), written with the
+    entity's feature keys in the same ``MSET``; a row without a time (or a
+    frame without the column) deletes that key.
 
     Parameters
     ----------
@@ -162,7 +198,8 @@ def write_namespace(
     Returns
     -------
     int
-        Number of keys written (deleted keys of missing values not counted).
+        Number of feature values written (event-time keys and deleted keys
+        of missing values not counted).
 
     Raises
     ------
@@ -192,25 +229,36 @@ def _expiry(ttl: float | None) -> dict[str, int]:
     return {"px": max(1, round(ttl * 1000))}
 
 
-def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
+def _entity_batches(groups: Iterable[list[tuple[str, str | None]]], size: int) -> Iterator[list[list[Any]]]:
+    """Whole entities' key groups, about ``size`` keys a batch (an entity is never split)."""
+    batch: list[list[Any]] = []
+    count = 0
+    for group in groups:
+        batch.append(group)
+        count += len(group)
+        if count >= size:
+            yield batch
+            batch, count = [], 0
+    if batch:
         yield batch
 
 
-def _send(client: Any, commands: Iterable[tuple[str, str]], expiry: Mapping[str, int], chunk_size: int) -> int:
-    """Send ``(key, value)`` pairs, ``chunk_size`` per round trip; return how many were sent.
+def _send(client: Any, commands: Iterable[list[tuple[str, str | None]]], expiry: Mapping[str, int],
+          chunk_size: int) -> int:
+    """Send entities' ``(key, value)`` groups, about ``chunk_size`` keys per round trip; return the values sent.
 
-    Without expiry the pairs go as ``MSET`` commands (``mset_nonatomic`` on a
-    cluster, which groups them by slot); with expiry as one ``SET ... EX`` each.
+    Without expiry the pairs go as ``MSET`` commands of whole entities (``mset_nonatomic`` on a
+    cluster, which groups them by slot); with expiry as one ``SET ... EX`` each. A None value
+    deletes its key. Event-time keys are not counted.
     """
     written = 0
     cluster = hasattr(client, "mset_nonatomic")
-    for batch in _batches(commands, chunk_size):
-        chunk = [(key, value) for key, value in batch if value is not None]
-        stale = [key for key, value in batch if value is None]
+    for batch in _entity_batches(commands, chunk_size):
+        chunk = [(key, value) for group in batch for key, value in group if value is not None]
+        stale = [key for group in batch for key, value in group if value is None]
         if stale:
             client.delete(*stale)  # split by slot on a cluster
+        written += sum(value is not None for group in batch for _, value in group[:-1])
         if not chunk:
             continue
         if not expiry and cluster:
@@ -221,10 +269,11 @@ def _send(client: Any, commands: Iterable[tuple[str, str]], expiry: Mapping[str,
                 for key, value in chunk:
                     pipe.set(key, value, **expiry)
             else:
-                for pairs in _batches(chunk, MSET_PAIRS):
-                    pipe.mset(dict(pairs))
+                for entities in _entity_batches(batch, MSET_PAIRS):
+                    pairs = {key: value for group in entities for key, value in group if value is not None}
+                    if pairs:
+                        pipe.mset(pairs)
             pipe.execute()
-        written += len(chunk)
     return written
 
 

@@ -540,12 +540,19 @@ class BigQueryOfflineStore(OfflineStore):
         The latest row is the one a point-in-time lookup after every update
         picks (greatest ``event_timestamp``, ties as described in the module
         documentation). Rows are sorted by entity; integer features with
-        missing values are floats.
+        missing values are floats. When the table has times, a last column
+        ``event_timestamp`` (``datetime64[ns, UTC]``) holds each latest row's time.
         """
         plan = self._plan(group)
-        table = self._query(latest_sql(plan.sql), [], f"reading the latest rows of namespace {group.namespace!r}")
-        table = table.sort_by("e").rename_columns([group.entity_column, *group.features])
-        return table.to_pandas()
+        timed = plan.sql.time is not None
+        table = self._query(latest_sql(plan.sql, with_time=True), [],
+                            f"reading the latest rows of namespace {group.namespace!r}")
+        table = table.sort_by("e").rename_columns(
+            [group.entity_column, *group.features, *([TIMESTAMP_COLUMN] if timed else [])])
+        frame = table.to_pandas()
+        if timed:
+            frame[TIMESTAMP_COLUMN] = pd.to_datetime(frame[TIMESTAMP_COLUMN], utc=True).astype("datetime64[ns, UTC]")
+        return frame
 
     # --- scratch tables and writing -----------------------------------------------
     def _scratch_location(self) -> tuple[str, str]:

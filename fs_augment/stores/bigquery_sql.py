@@ -223,8 +223,9 @@ def _join_sql(groups: tuple[TableSQL, ...]) -> str:
 
 
 @lru_cache(maxsize=256)
-def latest_sql(group: TableSQL) -> str:
-    """The latest row per entity of a table: ``e`` (entity text) and ``c<j>`` (features).
+def latest_sql(group: TableSQL, with_time: bool = False) -> str:
+    """The latest row per entity of a table: ``e`` (entity text), ``c<j>`` (features) and, ``with_time``
+    and a table with times, ``t`` (the row's time).
 
     The ordering is the one :func:`point_in_time_sql` uses, so the latest row
     is the row a point-in-time lookup after every update would pick. Rows
@@ -240,8 +241,10 @@ def latest_sql(group: TableSQL) -> str:
     if group.time is not None:
         conditions.append(f"{group.time} IS NOT NULL")
     picked = ", ".join(f"c{j}" for j in range(len(group.features)))
+    timed = with_time and group.time is not None
     return (
-        f"SELECT e, {picked} FROM (SELECT {group.entity} AS e, {group.values()}, "
+        f"SELECT e, {picked}{', t' if timed else ''} FROM (SELECT {group.entity} AS e, {group.values()}, "
+        f"{f'{group.time} AS t, ' if timed else ''}"
         f"ROW_NUMBER() OVER (PARTITION BY {group.entity}{group.order_by()}) AS rn "
         f"FROM {group.table} AS t WHERE {' AND '.join(conditions)}) WHERE rn = 1"
     )

@@ -13,7 +13,9 @@ after :meth:`LocalOnlineStore.refresh`.
 Values are the plain Python values a JSON decoder would give (``int``,
 ``float``, ``str``, ``bool``, lists), so lookups answer what the Redis store
 answers for the same data; NaN and nulls are None, timestamps and dates ISO
-8601 text, decimals floats.
+8601 text, decimals floats. The "feature" ``event_timestamp`` reads each
+entity's latest ``event_timestamp`` as the reference writer stores it in
+Redis (ISO 8601 text in UTC), None when the table has no times.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from fs_augment.errors import ConfigError, FeatureNotFoundError
-from fs_augment.keys import NOT_UTF8, InvalidValue
+from fs_augment.keys import NOT_UTF8, TIMESTAMP_COLUMN, InvalidValue, format_event_time
 from fs_augment.stores.base import FeatureRequest, OnlineStore
 from fs_augment.stores.offline import ParquetOfflineStore
 
@@ -110,9 +112,13 @@ class LocalOnlineStore(OnlineStore):
             wanted = [f for f in dict.fromkeys(features) if index is None or f not in index.columns]
             if index is not None and not wanted:  # built by another thread meanwhile
                 return index
+            plain = [f for f in wanted if f != TIMESTAMP_COLUMN]
+            timed = len(plain) < len(wanted)
+            if not plain:  # only the times are new: read them beside a feature the index has
+                plain = [next(f for f in index.columns if f != TIMESTAMP_COLUMN)] if index is not None else []
             entity_column, table = self.offline.latest_table(
-                namespace, wanted, index.entity_column if index is not None else entity_column)
-            index = _extend(index, entity_column, table, wanted)
+                namespace, plain, index.entity_column if index is not None else entity_column, with_time=timed)
+            index = _extend(index, entity_column, table, plain + [TIMESTAMP_COLUMN] * timed)
             self._indexes = {**self._indexes, namespace: index}
             return index
 
@@ -156,7 +162,11 @@ class LocalOnlineStore(OnlineStore):
 def _extend(index: _Index | None, entity_column: str, table: pa.Table, features: Sequence[str]) -> _Index:
     """A new index holding ``index``'s columns and ``features`` from ``table``."""
     entities = table.column(0).to_pylist()
-    columns = {f: _json_values(table.column(i + 1)) for i, f in enumerate(features)}
+    columns = {f: _json_values(table.column(i + 1)) for i, f in enumerate(features) if f != TIMESTAMP_COLUMN}
+    if TIMESTAMP_COLUMN in features:  # nanoseconds as the writer's text; no column: no times
+        stamps = table.column(TIMESTAMP_COLUMN).to_pylist() if TIMESTAMP_COLUMN in table.column_names else []
+        columns[TIMESTAMP_COLUMN] = [None if v is None else format_event_time(v) for v in stamps] or \
+            [None] * len(entities)
     if index is None:
         return _Index(entity_column, {e: i for i, e in enumerate(entities)}, columns)
     rows = dict(index.rows)

@@ -429,7 +429,8 @@ class ParquetOfflineStore(OfflineStore):
 
     # --- latest ------------------------------------------------------------
     def latest_table(
-        self, namespace: str, features: Sequence[str], entity_column: str | None = None
+        self, namespace: str, features: Sequence[str], entity_column: str | None = None, *,
+        with_time: bool = False,
     ) -> tuple[str, pa.Table]:
         """The latest row per entity as an Arrow table.
 
@@ -440,6 +441,9 @@ class ParquetOfflineStore(OfflineStore):
         entity_column : str, optional
             The file's entity column; by default the namespace's default
             entity column if the file has it, else its first column.
+        with_time : bool
+            Add, last, the ``event_timestamp`` of each latest row as int64
+            nanoseconds since the epoch (UTC), when the table has the column.
 
         Returns
         -------
@@ -459,6 +463,9 @@ class ParquetOfflineStore(OfflineStore):
             self._check_features(table, entity, features)
             packed = ", ".join(f"c{i} := c{i}" for i in range(len(features)))
             unpacked = ", ".join(f"v.c{i} AS {_quote(f)}" for i, f in enumerate(features))
+            if with_time and table.has_time:
+                packed += ", t := t"
+                unpacked += f", CAST(v.t AS BIGINT) AS {_quote(TIMESTAMP_COLUMN)}"
             sql = (
                 f"SELECT e AS {_quote(entity)}, {unpacked} FROM ("
                 f"SELECT e, arg_max(struct_pack({packed}), k) AS v "
@@ -481,9 +488,15 @@ class ParquetOfflineStore(OfflineStore):
         order; files without timestamps: the last row per entity). Rows are
         sorted by entity; integer features are pandas ``Int64`` (exact, with
         ``pd.NA`` for missing values), so materialised values keep their type.
+        When the table has times, a last column ``event_timestamp``
+        (``datetime64[ns, UTC]``) holds each latest row's time.
         """
-        _, table = self.latest_table(group.namespace, group.features, group.entity_column)
-        return table.to_pandas(types_mapper=_NULLABLE_INTS.get)
+        _, table = self.latest_table(group.namespace, group.features, group.entity_column, with_time=True)
+        frame = table.to_pandas(types_mapper=_NULLABLE_INTS.get)
+        if TIMESTAMP_COLUMN in frame.columns:
+            frame[TIMESTAMP_COLUMN] = pd.to_datetime(frame[TIMESTAMP_COLUMN].to_numpy(dtype="int64"), unit="ns",
+                                                     utc=True)
+        return frame
 
 
 _NULLABLE_INTS = {

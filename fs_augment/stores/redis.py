@@ -1,7 +1,10 @@
 """The Redis online store: standalone Redis and Redis Cluster.
 
 Keys are exactly the contract's ``{namespace}:{feature}:{entity}`` (no hash
-tags); values are decoded with :func:`fs_augment.keys.decode_values`.
+tags); values are decoded with :func:`fs_augment.keys.decode_values`. An
+entity's event time ``{namespace}:event_timestamp:{entity}`` is read like a
+feature named ``event_timestamp``, in the same ``MGET`` (a cluster groups it by
+slot with the rest), and is never listed as a feature.
 
 Lookups
     An online lookup is **one** ``MGET`` over every key of every namespace
@@ -79,7 +82,7 @@ from redis.retry import Retry
 
 from fs_augment.config import Config, Secret
 from fs_augment.errors import ConfigError, StoreError, StoreUnavailableError
-from fs_augment.keys import decode_values, feature_key
+from fs_augment.keys import TIMESTAMP_COLUMN, decode_values, feature_key
 from fs_augment.stores.base import FeatureRequest, OfflineStore, OnlineStore
 
 __all__ = ["RedisOptions", "RedisStore", "open_redis_store"]
@@ -586,7 +589,7 @@ class RedisStore(OnlineStore):
         for key in keys:
             text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
             parts = text.split(":", 2)
-            if len(parts) == 3 and parts[0] == namespace:
+            if len(parts) == 3 and parts[0] == namespace and parts[1] != TIMESTAMP_COLUMN:  # the time is no feature
                 features.add(parts[1])
         return sorted(features)
 

@@ -523,7 +523,8 @@ def test_read_latest_matches_the_parquet_store(store: BigQueryOfflineStore, tmp_
     duck = ParquetOfflineStore(tmp_path)
     want = duck.read_latest(USERS)
     duck.close()
-    assert list(latest.columns) == list(want.columns) == ["user_id", "age", "country"]
+    assert list(latest.columns) == list(want.columns) == ["user_id", "age", "country", "event_timestamp"]
+    assert latest["event_timestamp"].tolist() == want["event_timestamp"].tolist() == [at(20), at(10), at(30)]
     assert latest["user_id"].tolist() == want["user_id"].tolist() == ["u1", "u2", "u3"]
     assert plain(latest["age"]) == plain(want["age"]) == [31, 40, None]
     assert latest["age"].dtype == want["age"].dtype == np.float64

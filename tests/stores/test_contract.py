@@ -227,6 +227,21 @@ def test_lookups_return_exactly_what_was_written(store: StoreHarness, spaces: li
         assert list(got) == list(want)
         assert all(_same(got[k], want[k]) for k in want), (got, want)
 
+    # batch: a feature absent for every entity of the call that the store does not know at all is an error
+    # (Redis knows a feature by its keys, the embedded store by its parquet columns)
+    def unknown(space: dict[str, Any], feature: str) -> bool:
+        keyed = [row[space["entity_column"]] for row in rows if row[space["entity_column"]] is not None]
+        known = store.kind == "local" or any(cell is not None for cell in space["columns"][feature][0])
+        return bool(keyed) and not known and all(expected(space, e, feature) is None for e in keyed)
+
+    spine = pd.DataFrame(rows, index=pd.Index([f"row{len(rows) - i}" for i in range(len(rows))]))
+    if any(unknown(space, feature) for space in spaces for feature in space["columns"]):
+        with pytest.raises(FeatureNotFoundError):
+            store.adapter.batch_get_features(rows, specs)
+        with pytest.raises(FeatureNotFoundError):
+            store.adapter.get_feature_frame(spine, specs)
+        return
+
     # batch: the contract's {entity: {name: value}} shape
     got_batch = store.adapter.batch_get_features(rows, specs)
     want_batch: dict[str, dict[str, Any]] = {}
@@ -244,7 +259,6 @@ def test_lookups_return_exactly_what_was_written(store: StoreHarness, spaces: li
         assert all(_same(got_batch[entity][k], v) for k, v in values.items()), (entity, got_batch[entity], values)
 
     # DataFrame: aligned with the spine's rows and index
-    spine = pd.DataFrame(rows, index=pd.Index([f"row{len(rows) - i}" for i in range(len(rows))]))
     frame = store.adapter.get_feature_frame(spine, specs)
     assert frame.index.equals(spine.index)
     for space in spaces:

@@ -197,9 +197,12 @@ def test_point_in_time_matches_brute_force_reference(scratch_store: ParquetOffli
 
         latest = store.read_latest(FeatureGroup(h.namespace, ("n", "s"), h.entity_column))
         want_latest = h.latest()
-        assert list(latest.columns) == [h.entity_column, "n", "s"]
+        assert list(latest.columns) == [h.entity_column, "n", "s", *(["event_timestamp"] if h.has_time else [])]
+        if h.has_time:  # each latest row's time, for the event-time keys materialize writes
+            assert str(latest["event_timestamp"].dtype) == "datetime64[ns, UTC]"
+            assert latest["event_timestamp"].notna().all()
         assert sorted(latest[h.entity_column]) == sorted(want_latest)
-        for entity, n, s in latest.itertuples(index=False):
+        for entity, n, s in latest[[h.entity_column, "n", "s"]].itertuples(index=False):
             want_n, want_s = want_latest[entity]
             assert (missing(want_n) and missing(n)) or want_n == n
             assert (missing(want_s) and missing(s)) or want_s == s
