@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import math
 import pickle
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,10 @@ from fs_augment.keys import (
     entity_column_for,
     entity_texts,
     entity_to_text,
+    event_time_key,
     feature_key,
+    format_event_time,
+    parse_event_time,
     validate_name,
 )
 
@@ -345,3 +349,43 @@ def test_validate_name_rejects_and_says_where(name):
 )
 def test_entity_column_for(namespace, column):
     assert entity_column_for(namespace) == column
+
+
+# --- event times (CONTRACT 4.5) ------------------------------------------------------------------
+_NS_RANGE = st.integers(-(2**62), 2**62)  # about 1823 to 2116
+
+
+@given(_NS_RANGE)
+def test_event_times_the_writer_formats_read_back_to_the_nanosecond(ns: int) -> None:
+    text = format_event_time(ns)
+    assert text.endswith("Z")
+    assert parse_event_time(text) == ns
+    assert parse_event_time(decode_value(encode_value(text).encode())) == ns  # as JSON text, read back
+    assert pd.Timestamp(text) == pd.Timestamp(ns, unit="ns", tz="UTC")
+
+
+@given(_NS_RANGE, st.integers(-14 * 60, 14 * 60))
+def test_iso_text_with_a_zone_is_converted_and_without_one_is_utc(ns: int, minutes: int) -> None:
+    stamp = pd.Timestamp(ns, unit="ns", tz="UTC")
+    zoned = stamp.tz_convert(dt.timezone(dt.timedelta(minutes=minutes)))
+    assert parse_event_time(zoned.isoformat()) == ns
+    assert parse_event_time(stamp.tz_localize(None).isoformat()) == ns
+
+
+@given(st.integers(-(2**33), 2**33), st.integers(0, 999_999))
+def test_json_numbers_are_epoch_seconds(seconds: int, micros: int) -> None:
+    assert parse_event_time(seconds) == seconds * 10**9
+    value = seconds + micros / 1e6
+    assert abs(parse_event_time(value) - round(Fraction(value) * 10**9)) <= 1  # the float's own value
+    assert parse_event_time(decode_value(str(seconds).encode())) == seconds * 10**9
+
+
+@pytest.mark.parametrize("value", [True, "yesterday", [1], float("inf"), "", InvalidValue(b"\xff", "not UTF-8")])
+def test_unreadable_event_times_raise(value: Any) -> None:
+    with pytest.raises(ValueError):
+        parse_event_time(value)
+
+
+def test_event_time_key_and_none() -> None:
+    assert event_time_key("product_details", "a:b") == "product_details:event_timestamp:a:b"
+    assert parse_event_time(None) is None

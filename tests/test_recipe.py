@@ -391,3 +391,13 @@ def test_recipe_is_immutable():
     with pytest.raises(AttributeError):
         recipe.groups = ()  # type: ignore[misc]
     assert isinstance(recipe, Recipe)
+
+
+def test_the_event_time_is_not_a_feature_name() -> None:
+    with pytest.raises(RecipeError, match=r"event_timestamp.*event time.*max_age"):
+        parse_feature_specs([{"namespace": "user_demographics", "features": ["age", "event_timestamp"]}])
+
+
+def test_a_feature_spec_takes_max_age_as_a_recipe_does() -> None:
+    (group,) = parse_feature_specs([{"namespace": "user_demographics", "features": ["age"], "max_age": "7d"}])
+    assert group.max_age == 7 * 86400

@@ -275,3 +275,68 @@ def test_get_feature_frame_keeps_list_values(store: StoreHarness) -> None:
     assert one["user_scores:recent"].tolist() == [[1, 2]]
     many = store.adapter.get_feature_frame(pd.DataFrame({"user_id": ["u2", "u1", "u9"]}), specs)
     assert _cells(many["user_scores:recent"]) == [[3, 4], [1, 2], None]
+
+
+# --- event times and max_age (CONTRACT 4.5) ---------------------------------------------------------
+
+NOW = pd.Timestamp("2026-03-01T12:00:00", tz="UTC")
+
+
+def _timed_frame() -> pd.DataFrame:
+    """Users whose latest rows are 2 days, exactly 1 day and 1 hour old at NOW (older rows first)."""
+    return pd.DataFrame({
+        "user_id": ["old", "exact", "fresh", "fresh"],
+        "event_timestamp": [NOW - pd.Timedelta(days=2), NOW - pd.Timedelta(days=1),
+                            NOW - pd.Timedelta(days=3), NOW - pd.Timedelta(hours=1)],
+        "age": [70, 50, 19, 20],
+        "country_code": ["KR", "DE", "JP", "US"],
+    })
+
+
+def test_max_age_answers_values_older_than_it_as_missing(store: StoreHarness) -> None:
+    store.write("user_demographics", _timed_frame())
+    store.write("product_details", pd.DataFrame({"product_id": ["p1"], "price": [9.5]}))  # no times: no age
+    store.adapter.clock = lambda: NOW.value
+    specs = [{"namespace": "user_demographics", "features": ["age", "country_code"], "max_age": "1d"},
+             {"namespace": "product_details", "features": ["price"], "max_age": 60}]
+    online = {user: store.adapter.online_get_features({"user_id": user, "product_id": "p1"}, specs)
+              for user in ("old", "exact", "fresh", "nobody")}
+    assert online["old"] == {"user_demographics:age": None, "user_demographics:country_code": None,
+                             "product_details:price": 9.5}
+    assert online["exact"] == {"user_demographics:age": 50, "user_demographics:country_code": "DE",
+                               "product_details:price": 9.5}  # exactly max_age old still counts
+    assert online["fresh"]["user_demographics:age"] == 20
+    assert online["nobody"]["user_demographics:age"] is None
+
+    rows = [{"user_id": u, "product_id": "p1"} for u in ("old", "exact", "fresh", "nobody")]
+    batch = store.adapter.batch_get_features(rows, specs)
+    assert {u: batch[u]["user_demographics:age"] for u in ("old", "exact", "fresh", "nobody")} == {
+        "old": None, "exact": 50, "fresh": 20, "nobody": None}
+    assert batch["p1"] == {"product_details:price": 9.5}
+    frame = store.adapter.get_feature_frame(pd.DataFrame(rows), specs)
+    assert _cells(frame["user_demographics:country_code"]) == [None, "DE", "US", None]
+
+    stale = store.adapter.metrics.snapshot()
+    assert stale["stale"] == {"online": 1, "batch": 2}  # one online lookup of "old", two batch calls
+    assert stale["stale_by_namespace"] == {"user_demographics": 3}
+
+    store.adapter.clock = lambda: (NOW - pd.Timedelta(days=3)).value  # before every write: nothing is old
+    assert store.adapter.online_get_features({"user_id": "old", "product_id": "p1"}, specs)[
+        "user_demographics:age"] == 70
+
+
+def test_without_max_age_old_values_are_served(store: StoreHarness) -> None:
+    store.write("user_demographics", _timed_frame())
+    store.adapter.clock = lambda: (NOW + pd.Timedelta(days=365)).value
+    got = store.adapter.online_get_features({"user_id": "old"}, [{"namespace": "user_demographics",
+                                                                  "features": ["age"]}])
+    assert got == {"user_demographics:age": 70}
+    assert store.adapter.metrics.snapshot()["stale"] == {}
+
+
+def test_the_event_time_is_no_feature(store: StoreHarness) -> None:
+    store.write("user_demographics", _timed_frame())
+    with pytest.raises(FeatureNotFoundError) as info:
+        store.adapter.batch_get_features([{"user_id": "old"}], [{"namespace": "user_demographics",
+                                                                 "features": ["agee"]}])
+    assert "age, country_code" in str(info.value) and "event_timestamp" not in str(info.value)

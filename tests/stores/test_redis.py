@@ -623,3 +623,63 @@ def test_the_online_cache_keeps_values_not_absences(redis_client: redis.Redis, r
         assert adapter.online_get_features({"user_id": "new"}, demographics)["user_demographics:age"] == 41
         redis_client.set("user_demographics:age:new", "42")  # present values are served from the cache
         assert adapter.online_get_features({"user_id": "new"}, demographics)["user_demographics:age"] == 41
+
+
+# --- event times and max_age --------------------------------------------------------------------------
+
+def test_online_lookup_with_max_age_is_still_one_mget(server: RedisServer, server_client: redis.Redis,
+                                                      env_for: Callable[..., Path]) -> None:
+    now = pd.Timestamp("2026-03-01", tz="UTC")
+    for spec in ALL_SPECS:  # every namespace's rows with a time, written as materialize writes them
+        entity = "u1" if spec["namespace"].startswith("user") else "p1"
+        column = "user_id" if entity == "u1" else "product_id"
+        write_namespace(pd.DataFrame({column: [entity], "event_timestamp": [now - pd.Timedelta(hours=1)],
+                                      **{f: [EXPECTED_U1_P1[f"{spec['namespace']}:{f}"]] for f in spec["features"]}}),
+                        spec["namespace"], server_client)
+    specs = [{**spec, "max_age": "1d"} for spec in ALL_SPECS]
+    with fs_augment.connect("test", env_for(f"127.0.0.1:{server.port}")) as adapter:
+        adapter.clock = lambda: now.value
+        row = {"user_id": "u1", "product_id": "p1"}
+        adapter.online_get_features(row, specs)
+        got, commands = commands_during(server, lambda: adapter.online_get_features(row, specs))
+        assert got == EXPECTED_U1_P1
+        assert commands == {"mget": 1}  # 8 feature keys and 3 event-time keys
+        adapter.clock = lambda: (now + pd.Timedelta(days=2)).value
+        old, commands = commands_during(server, lambda: adapter.online_get_features(row, specs))
+    assert old == dict.fromkeys(EXPECTED_U1_P1)
+    assert commands == {"mget": 1}
+
+
+def test_writer_puts_the_event_time_in_the_entity_mset(server: RedisServer, server_client: redis.Redis) -> None:
+    frame = pd.DataFrame({"user_id": ["u1", "u2"], "age": [34, None], "country_code": ["KR", "DE"],
+                          "event_timestamp": pd.to_datetime(["2024-05-01T14:00:00.5+02:00", "2024-05-01T14:00+02:00"],
+                                                             format="ISO8601")})
+    written, commands = commands_during(server, lambda: write_namespace(frame, "user_demographics", server_client))
+    assert written == 3  # feature values; event-time keys are not counted
+    assert commands == {"mset": 1, "del": 1}  # the missing age of u2 is deleted
+    assert server_client.get("user_demographics:event_timestamp:u1") == b'"2024-05-01T12:00:00.500000Z"'
+    assert server_client.get("user_demographics:event_timestamp:u2") == b'"2024-05-01T12:00:00Z"'
+    write_namespace(frame.drop(columns="event_timestamp"), "user_demographics", server_client)
+    assert server_client.exists("user_demographics:event_timestamp:u1") == 0  # the values no longer have that time
+
+
+def test_event_times_written_by_hand_in_every_form(redis_client: redis.Redis, redis_url: str) -> None:
+    now = pd.Timestamp("2026-03-01T00:00:00", tz="UTC")
+    redis_client.mset({f"user_demographics:age:{u}": "30" for u in ("n", "i", "z", "off", "bad", "null")})
+    redis_client.mset({
+        "user_demographics:event_timestamp:n": str(now.timestamp() - 86400.5),  # a JSON number: epoch seconds
+        "user_demographics:event_timestamp:i": "2026-02-28T00:00:00",  # raw text, no zone: UTC
+        "user_demographics:event_timestamp:z": '"2026-02-27T23:59:59Z"',
+        "user_demographics:event_timestamp:off": '"2026-02-28T08:59:59+09:00"',  # 1 s more than a day
+        "user_demographics:event_timestamp:bad": "yesterday",
+        "user_demographics:event_timestamp:null": "null",
+    })
+    specs = [{"namespace": "user_demographics", "features": ["age"], "max_age": 86400}]
+    adapter = fs_augment.FeatureStoreAdapter(store_for_url(redis_url), clock=lambda: now.value)
+    with adapter:
+        got = adapter.batch_get_features([{"user_id": u} for u in ("n", "i", "z", "off", "bad", "null")], specs)
+        snapshot = adapter.metrics.snapshot()
+    assert {u: v["user_demographics:age"] for u, v in got.items()} == {
+        "n": None, "i": 30, "z": None, "off": None, "bad": None, "null": 30}
+    assert snapshot["stale_by_namespace"] == {"user_demographics": 4}
+    assert snapshot["unreadable_event_times"] == {"user_demographics": 1}
