@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,3 +121,93 @@ def test_adapter_level_values_agree_too(project):
     for name in pit:
         got, want = list(pit[name]), list(online[name])
         assert [None if pd.isna(v) else v for v in got] == [None if pd.isna(v) else v for v in want], name
+
+
+# --- parity in time: max_age online equals max_age point in time (CONTRACT 4.5) --------------------------
+
+_POOL = ["u0", "u1", "u2"]
+_PRODUCTS = ["p0", "p1"]
+
+
+@st.composite
+def timed_histories(draw: st.DrawFn) -> tuple[dict[str, pd.DataFrame], pd.Timestamp, Any, Any]:
+    """Histories on a grid of whole seconds, each namespace's max_age (or None) and a time t after every row,
+    often exactly max_age after one of the rows."""
+
+    def rows(entities: list[str], has_time: bool) -> tuple[list[str], list[Any]]:
+        n = draw(st.integers(1, 6))
+        keys = [draw(st.sampled_from(entities)) for _ in range(n)]
+        times = [draw(st.none() | st.integers(0, 20)) if has_time else None for _ in range(n)]
+        return keys, times
+
+    def stamps(times: list[Any]) -> pd.Series:
+        return pd.Series([pd.NaT if s is None else T0 + pd.Timedelta(seconds=s) for s in times],
+                         dtype="datetime64[ns, UTC]")
+
+    tables = {}
+    timed = draw(st.booleans())
+    users, times = rows(_POOL, timed)
+    frame = {"user_id": users, "age": pd.array([draw(st.none() | st.integers(18, 90)) for _ in users], dtype="Int64"),
+             "country_code": [draw(st.none() | st.sampled_from(["KR", "US"])) for _ in users]}
+    if timed:
+        frame["event_timestamp"] = stamps(times)
+    tables["user_demographics"] = pd.DataFrame(frame)
+    products, ptimes = rows(_PRODUCTS, True)
+    tables["product_details"] = pd.DataFrame({
+        "product_id": products, "event_timestamp": stamps(ptimes),
+        "price": [draw(st.none() | st.floats(1, 100, allow_nan=False).map(lambda v: round(v, 2))) for _ in products]})
+    user_age, product_age = draw(st.none() | st.integers(1, 25)), draw(st.none() | st.integers(1, 25))
+    latest = max([s for s in times + ptimes if s is not None], default=0)
+    edges = [s + age for age, moments in ((user_age, times), (product_age, ptimes)) if age is not None
+             for s in moments if s is not None and s + age >= latest]
+    offset = draw(st.sampled_from(edges) if edges and draw(st.booleans()) else st.integers(latest, 40))
+    return tables, T0 + pd.Timedelta(seconds=offset), user_age, product_age
+
+
+def _timed_recipe(user_age: Any, product_age: Any, default: bool) -> dict[str, Any]:
+    users: dict[str, Any] = {"feature_namespace": "user_demographics", "features": ["age", "country_code"],
+                             "max_age": user_age}
+    if default:
+        users["defaults"] = {"country_code": "ZZ"}
+    return {"augmenter": {"timestamp_column": "ts", "features": [
+        users, {"feature_namespace": "product_details", "features": ["price"], "max_age": product_age}]}}
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=timed_histories(), default=st.booleans(), data=st.data())
+def test_online_at_t_after_materialize_at_t_equals_point_in_time_at_t(
+    kind, redis_client, redis_url, tmp_path, history, default, data
+):
+    from fs_augment.adapter import FeatureStoreAdapter
+    from fs_augment.stores.local import LocalOnlineStore
+    from fs_augment.stores.offline import ParquetOfflineStore
+    from fs_augment.stores.redis import store_for_url
+
+    tables, t, user_age, product_age = history
+    folder = tmp_path / f"features-{data.draw(st.integers(0, 10**9), label='folder')}"
+    for namespace, frame in tables.items():
+        write_parquet_namespace(frame, namespace, folder)
+    recipe = _timed_recipe(user_age, product_age, default)
+    offline = ParquetOfflineStore(folder)
+    if kind == "redis":
+        redis_client.flushdb()
+        materialize(recipe, source=offline, target=redis_url)
+        online_store = store_for_url(redis_url)
+    else:
+        online_store = LocalOnlineStore(offline)
+    spine = pd.DataFrame({
+        "user_id": data.draw(st.lists(st.sampled_from([*_POOL, "nobody", None]), min_size=1, max_size=5), label="u"),
+    })
+    spine["product_id"] = [data.draw(st.sampled_from([*_PRODUCTS, None]), label="p") for _ in range(len(spine))]
+    spine["ts"] = t  # every spine row at t
+    adapter = FeatureStoreAdapter(online_store, offline, env="test", clock=lambda: t.value)
+    with adapter, fs_augment.use(adapter), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FeatureQualityWarning)
+        aug = FeatureStoreAugmenter(recipe, mode="batch")
+        trained = aug.fit_transform(spine)  # point in time at t, from parquet
+        aug.set_params(mode="online")
+        served = aug.transform(spine)  # latest values, from the online store, at t
+        rows = pd.concat([aug.transform(spine.iloc[[i]]) for i in range(len(spine))])  # the 1-row path
+    pd.testing.assert_frame_equal(trained, served)
+    pd.testing.assert_frame_equal(trained, rows)
