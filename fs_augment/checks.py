@@ -14,7 +14,13 @@ each a :class:`CheckRow` with status ``PASS``, ``FAIL``, ``WARN`` or ``SKIP``:
 * **values** -- among the sampled online values, those that cannot be read
   (not UTF-8, a number beyond float64: FAIL), and the empty texts and texts
   with surrounding whitespace, which are read as they are (WARN);
-* **freshness** -- the newest ``event_timestamp`` of each namespace offline.
+* **freshness** -- the newest ``event_timestamp`` of each namespace offline;
+* **event times** -- from the online event-time keys
+  ``{namespace}:event_timestamp:{entity}`` of the sampled entities: the age
+  distribution (min, median, p95, max) and how many would be stale under the
+  recipe's ``max_age`` (answered as missing online). Unreadable event times
+  FAIL; a ``max_age`` with no event times to apply it to (online, ``max_age``
+  then never applies), or under which every sampled entity is stale, WARN.
 
 :func:`lookup_features` is one online lookup, feature by feature.
 """
@@ -24,7 +30,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,7 +39,7 @@ import pandas as pd
 from fs_augment.config import Config, load_config
 from fs_augment.dtypes import describe_kinds, infer_kind, text_issues, value_kinds
 from fs_augment.errors import FeatureNotFoundError, FsAugmentError, SpineError, StoreError
-from fs_augment.keys import InvalidValue
+from fs_augment.keys import TIMESTAMP_COLUMN, InvalidValue, entity_texts, parse_event_time
 from fs_augment.recipe import FeatureGroup, Recipe, load_recipe
 
 if TYPE_CHECKING:
@@ -195,7 +201,8 @@ def _coverage(
     min_coverage: float,
 ) -> tuple[list[CheckRow], dict[str, list[Any]]]:
     rows: list[CheckRow] = []
-    values = adapter.lookup_columns(spine, groups, online=False)
+    # what the store holds, whatever its age: the event-times rows say what max_age answers as missing
+    values = adapter.lookup_columns(spine, [replace(g, max_age=None) for g in groups], online=False)
     sampled: dict[str, list[Any]] = {}
     for group in groups:
         keyed = int(spine[group.entity_column].notna().sum())
@@ -330,6 +337,64 @@ def _freshness(offline: OfflineStore, groups: Sequence[FeatureGroup], max_stalen
     return rows
 
 
+def _event_times(adapter: FeatureStoreAdapter, spine: pd.DataFrame, groups: Sequence[FeatureGroup],
+                 now: pd.Timestamp) -> list[CheckRow]:
+    """Rows on the age of the sampled entities' online event times, per namespace."""
+    from fs_augment.stores.base import FeatureRequest
+
+    rows = []
+    now_ns = now.value
+    for group in groups:
+        if group.entity_column not in spine.columns:
+            continue
+        entities = list(dict.fromkeys(e for e in entity_texts(spine[group.entity_column], group.entity_column)
+                                      if e is not None))
+        if not entities:
+            continue
+        try:
+            (stamps,), = adapter.online.fetch(
+                [FeatureRequest(group.namespace, (TIMESTAMP_COLUMN,), entities, group.entity_column)])
+        except FeatureNotFoundError:
+            continue  # an unknown namespace: the online rows say so
+        except StoreError as exc:
+            rows.append(CheckRow("event times", group.namespace, FAIL, str(exc)))
+            continue
+        ages: list[float] = []
+        unreadable = 0
+        for stamp in stamps:
+            try:
+                moment = parse_event_time(stamp)
+            except ValueError:
+                unreadable += 1
+                continue
+            if moment is not None:
+                ages.append((now_ns - moment) / 1e9)
+        limit = group.max_age
+        if unreadable:
+            rows.append(CheckRow("event times", group.namespace, FAIL,
+                                 f"{unreadable} of {len(entities)} sampled entities have an event time that is "
+                                 "neither epoch seconds nor ISO 8601 text (read as stale under max_age)"))
+            continue
+        if not ages:
+            detail = f"none of {len(entities)} sampled entities has an event time online"
+            if limit is None:
+                rows.append(CheckRow("event times", group.namespace, PASS, detail))
+            else:
+                rows.append(CheckRow("event times", group.namespace, WARN,
+                                     f"{detail}: max_age {_duration(limit)} does not apply to online lookups"))
+            continue
+        low, median, p95, high = np.percentile(ages, [0, 50, 95, 100]).tolist()
+        detail = (f"{len(ages)} of {len(entities)} sampled entities have one; age min {_duration(low)}, "
+                  f"median {_duration(median)}, p95 {_duration(p95)}, max {_duration(high)}")
+        if limit is None:
+            rows.append(CheckRow("event times", group.namespace, PASS, f"{detail}; no max_age"))
+            continue
+        stale = sum(age > limit for age in ages)
+        detail += f"; {stale} ({stale / len(ages):.0%}) older than max_age {_duration(limit)}, answered as missing"
+        rows.append(CheckRow("event times", group.namespace, WARN if stale == len(ages) else PASS, detail))
+    return rows
+
+
 def _duration(seconds: float) -> str:
     """A rough, readable duration.
 
@@ -425,6 +490,8 @@ def run_checks(
                 rows += coverage
             except (SpineError, StoreError) as exc:
                 rows.append(CheckRow("coverage", "spine", FAIL, str(exc)))
+        if spine is not None:
+            rows += _event_times(adapter, spine, groups, now)
         rows += _types(present, online_values, latest, adapter.offline is not None)
         if online_values:
             rows += _values(present, online_values)

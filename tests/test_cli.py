@@ -299,7 +299,7 @@ def test_check_passes_on_the_demo_store(capsys, demo):
     assert code == 0, out + err
     rows = check_rows(out)
     assert {check for check, _ in rows} == {"connection", "online", "offline", "coverage", "type", "values",
-                                            "freshness"}
+                                            "freshness", "event times"}
     assert set(rows.values()) == {"PASS"}
     assert rows["type", "user_demographics:age"] == "PASS"
     assert out.strip().endswith("checks passed")
@@ -310,6 +310,23 @@ def test_check_fails_on_stale_data(capsys, demo):
     assert code == 1
     assert check_rows(out)["freshness", "product_details"] == "FAIL"
     assert re.fullmatch(r"error: \d+ of \d+ checks failed", one_error_line(err))
+
+
+def test_check_reports_event_times_and_what_max_age_would_answer_as_missing(capsys, demo, tmp_path):
+    recipe = yaml.safe_load(Path(demo.recipe).read_text())
+    ages = {"user_demographics": "100000d", "product_details": "30d"}  # demo data: newest rows over 30 days old
+    for group in recipe["augmenter"]["features"]:
+        if group["feature_namespace"] in ages:
+            group["max_age"] = ages[group["feature_namespace"]]
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    code, out, err = run(capsys, "check", path, *local(demo), "--sample", "50")
+    assert code == 0, out + err
+    lines = {line.split()[2]: line for line in out.splitlines() if line.startswith("event times")}
+    assert "older than max_age 100000d" in lines["user_demographics"] and " 0 (0%)" in lines["user_demographics"]
+    assert "median" in lines["user_demographics"] and "p95" in lines["user_demographics"]
+    assert check_rows(out)["event times", "product_details"] == "WARN"  # every sampled product is stale
+    assert "(100%) older than max_age 30d" in lines["product_details"]
 
 
 def test_check_fails_when_a_feature_is_absent(capsys, make_config_dir, tmp_path):
