@@ -9,6 +9,7 @@ DataFrame variants) build the frame column-wise with ``pd.DataFrame(dict_of_list
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,29 @@ def raw_online(client: Any) -> Callable[[str, str], list[Any]]:
         ]))
 
     return lookup
+
+
+def raw_online_with_event_times(client: Any) -> Callable[[str, str], list[Any]]:
+    """MGET of the 8 keys and the 3 event-time keys of one (user, product) + decode: the floor with max_age."""
+    from fs_augment.keys import decode_values
+
+    mget = client.mget
+
+    def lookup(user: str, product: str) -> list[Any]:
+        return decode_values(mget([
+            f"user_demographics:age:{user}", f"user_demographics:country_code:{user}",
+            f"user_demographics:gender:{user}", f"user_demographics:event_timestamp:{user}",
+            f"user_purchase_summary:ltv:{user}", f"user_purchase_summary:total_purchase_count:{user}",
+            f"user_purchase_summary:event_timestamp:{user}", f"product_details:price:{product}",
+            f"product_details:category:{product}", f"product_details:brand:{product}",
+            f"product_details:event_timestamp:{product}",
+        ]))
+
+    return lookup
+
+
+#: The recipe's features with a max_age no benchmark row exceeds: every event time is read and compared.
+MAX_AGE_SPECS = [{**spec, "max_age": "36500d"} for spec in FEATURE_SPECS]
 
 
 def raw_frame(client: Any, frame: pd.DataFrame, *, chunked: bool) -> pd.DataFrame:
@@ -113,13 +137,19 @@ def fitted_augmenter(env: str, config_dir: Path, sizes: Sizes, *, mode: str) -> 
 
 
 def _interleave(variants: dict[str, Callable[[int], Any]], calls: int, warmup: int) -> dict[str, list[int]]:
-    """Run every variant once per iteration, in a rotating order; per-call times in ns after warm-up."""
+    """Run every variant once per iteration, in a fresh random order; per-call times in ns after warm-up.
+
+    A rotating order would keep each variant behind the same predecessor (a rotation keeps the cycle), so one
+    that always follows a pandas-heavy variant would pay for its cache misses and collections; a random order
+    spreads them over every variant.
+    """
     names = list(variants)
     samples: dict[str, list[int]] = {name: [] for name in names}
     clock = time.perf_counter_ns
+    order = random.Random(0)
     for i in range(calls + warmup):
-        shift = i % len(names)
-        for name in names[shift:] + names[:shift]:
+        order.shuffle(names)
+        for name in names:
             function = variants[name]
             start = clock()
             function(i)
@@ -137,6 +167,7 @@ def bench_online(sizes: Sizes, redis_url: str, env: str, config_dir: Path, seed:
     adapter = get_adapter(env, str(config_dir))
     aug = fitted_augmenter(env, config_dir, sizes, mode="online")
     raw = raw_online(client)
+    raw_timed = raw_online_with_event_times(client)
     rng = np.random.default_rng(seed)
     total = sizes.online_calls + sizes.online_warmup
     users = user_ids(sizes.users)[rng.integers(0, sizes.users, total)].tolist()
@@ -183,11 +214,17 @@ def bench_online(sizes: Sizes, redis_url: str, env: str, config_dir: Path, seed:
     for lookup in (online_get, local_get):
         got = lookup({"user_id": users[0], "product_id": products[0]}, specs)
         assert list(got.values()) == expected, (got, expected)
+        timed = lookup({"user_id": users[0], "product_id": products[0]}, MAX_AGE_SPECS)
+        assert list(timed.values()) == expected, (timed, expected)
+    assert None not in raw_timed(users[0], products[0]), "the event-time keys are missing: rerun the data step"
     pd.testing.assert_frame_equal(transform(frames[0]), local_transform(frames[0]))
 
     samples = _interleave({
         "raw_mget_decode": lambda i: raw(users[i], products[i]),
         "online_get_features": lambda i: online_get({"user_id": users[i], "product_id": products[i]}, specs),
+        "raw_mget_decode_with_event_times": lambda i: raw_timed(users[i], products[i]),
+        "online_get_features_max_age": lambda i: online_get({"user_id": users[i], "product_id": products[i]},
+                                                            MAX_AGE_SPECS),
         "transform_1row_online": lambda i: transform(frames[i]),
         "raw_mget_decode_pinned_frame": raw_frame_one,
         "cpu_online_get_features_embedded": lambda i: local_get({"user_id": users[i], "product_id": products[i]},

@@ -231,12 +231,14 @@ class FeatureStoreAdapter:
         entity_keys : dict
             ``{"user_id": "123", "product_id": "456"}``.
         feature_specs : list of dict
-            As for :meth:`batch_get_features`.
+            As for :meth:`batch_get_features`; a namespace's ``max_age`` reads its
+            event-time key in the same round trip.
 
         Returns
         -------
         dict
-            ``{"namespace:feature": value}``; None where absent.
+            ``{"namespace:feature": value}``; None where absent or older than the
+            spec's ``max_age``.
         """
         plan = self._plan_of(feature_specs)
         if not isinstance(entity_keys, Mapping):
@@ -465,11 +467,18 @@ class FeatureStoreAdapter:
                 values += [column[0] if column else None for column in result]
                 continue
             stamps = result[-1]
-            if stamps and stamps[0] is not None and self._is_stale(stamps[0], limit, now, group.namespace, unreadable):
-                stale[group.namespace] = 1
-                values += [None] * len(group.features)
-            else:
-                values += [column[0] if column else None for column in result[:-1]]
+            stamp = stamps[0] if stamps else None
+            if stamp is not None:
+                try:
+                    old = now - parse_event_time(stamp) > limit
+                except ValueError:  # unreadable: counted, and stale
+                    unreadable[group.namespace] = unreadable.get(group.namespace, 0) + 1
+                    old = True
+                if old:
+                    stale[group.namespace] = 1
+                    values += [None] * len(group.features)
+                    continue
+            values += [column[0] if column else None for column in result[:-1]]
         return values, stale, unreadable
 
     def _is_stale(self, stamp: Any, limit: int, now: int, namespace: str, unreadable: dict[str, int]) -> bool:

@@ -112,6 +112,8 @@ def event_time_key(namespace: str, entity: str) -> str:
 
 
 _EPOCH = _dt.datetime(1970, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=_dt.UTC)
+_MICROSECOND = _dt.timedelta(microseconds=1)
 _NS = 1_000_000_000
 _FRACTION = re.compile(r"[.,](\d{7,})")
 
@@ -141,13 +143,12 @@ def parse_event_time(value: Any) -> int | None:
             moment = _dt.datetime.fromisoformat(value)
         except ValueError:
             raise ValueError(f"{value!r} is not an ISO 8601 time") from None
-        offset = moment.utcoffset()
-        if offset is not None:
-            moment = moment.replace(tzinfo=None) - offset
-        delta = moment - _EPOCH
-        ns = ((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000
-        if len(value) > 26:  # fromisoformat keeps microseconds: add the digits it dropped
-            extra = _FRACTION.search(value)
+        ns = ((moment - (_EPOCH if moment.tzinfo is None else _EPOCH_UTC)) // _MICROSECOND) * 1000
+        dot = value.find(".")
+        if dot < 0:
+            dot = value.find(",")
+        if 0 < dot < len(value) - 7 and value[dot + 7].isdigit():  # fromisoformat keeps microseconds
+            extra = _FRACTION.match(value, dot)
             if extra is not None:
                 ns += int(extra.group(1)[6:9].ljust(3, "0"))
         return ns

@@ -364,3 +364,17 @@ def test_redact_url_drops_credentials_and_query() -> None:
         assert "tok3n" not in repr(pusher) and "tok3n" not in pusher._thread.name
     finally:
         pusher.close()
+
+
+def test_stale_answers_are_counted_per_kind_and_namespace() -> None:
+    metrics = LookupMetrics()
+    metrics.record("online", 0.001, values=8, missing=3, stale={"user_demographics": 1})
+    metrics.record("batch", 0.01, values=80, missing=30, stale={"user_demographics": 5, "product_details": 2},
+                   unreadable_event_times={"product_details": 1})
+    snapshot = metrics.snapshot()
+    assert snapshot["stale"] == {"online": 1, "batch": 7}
+    assert snapshot["stale_by_namespace"] == {"user_demographics": 6, "product_details": 2}
+    assert snapshot["unreadable_event_times"] == {"product_details": 1}
+    json.dumps(snapshot)  # the payload's snapshots carry them as they are
+    metrics.reset()
+    assert metrics.snapshot()["stale"] == {}
