@@ -76,6 +76,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fs_augment.config import mask_url
 from fs_augment.errors import (
     ConfigError,
     FeatureNotFoundError,
@@ -85,13 +86,12 @@ from fs_augment.errors import (
     StoreUnavailableError,
     require,
 )
-from fs_augment.keys import NAME_PATTERN, entity_column_for
+from fs_augment.keys import TIMESTAMP_COLUMN, entity_column_for, validate_name
 from fs_augment.recipe import FeatureGroup
 from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
 from fs_augment.stores.bigquery_sql import (
     ORDERABLE_TYPES,
-    TIMESTAMP_COLUMN,
     TableSQL,
     entity_sql,
     latest_sql,
@@ -109,7 +109,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ARRAY_SPINE_MAX_ROWS",
     "SCRATCH_PREFIX",
-    "TIMESTAMP_COLUMN",
     "BigQueryOfflineStore",
     "TableSQL",
     "entity_sql",
@@ -275,7 +274,7 @@ class BigQueryOfflineStore(OfflineStore):
     def describe(self) -> str:
         """Where the store is, for messages."""
         where = f"BigQuery dataset {self.project}.{self.dataset}"
-        return f"{where} at {self.api_endpoint}" if self.api_endpoint else where
+        return f"{where} at {mask_url(self.api_endpoint)}" if self.api_endpoint else where
 
     def close(self) -> None:
         """Close the client the store created (a later call creates a new one)."""
@@ -359,8 +358,7 @@ class BigQueryOfflineStore(OfflineStore):
 
     def _get_table(self, namespace: str) -> bigquery.Table:
         """The namespace's table, or FeatureNotFoundError listing the dataset's tables."""
-        if not isinstance(namespace, str) or not NAME_PATTERN.fullmatch(namespace):
-            raise FeatureNotFoundError(f"invalid namespace {namespace!r}: names must match [A-Za-z0-9_.-]+")
+        validate_name(namespace, "namespace", self.describe())
         client = self.client  # first: a missing google-cloud-bigquery raises MissingDependencyError
         from google.api_core.exceptions import NotFound
 
@@ -612,8 +610,7 @@ class BigQueryOfflineStore(OfflineStore):
         bq = require("google.cloud.bigquery", "bigquery")
         from google.api_core.exceptions import NotFound
 
-        if not isinstance(namespace, str) or not NAME_PATTERN.fullmatch(namespace):
-            raise StoreError(f"invalid namespace {namespace!r}: names must match [A-Za-z0-9_.-]+")
+        validate_name(namespace, "namespace", self.describe())
         table = _frame_to_arrow(frame, namespace)
         schema = _bigquery_schema(table.schema)
         table_id = self._table_id(namespace)

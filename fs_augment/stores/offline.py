@@ -55,8 +55,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from fs_augment.errors import FeatureNotFoundError, StoreError
-from fs_augment.keys import NAME_PATTERN, TIMESTAMP_COLUMN, entity_column_for
+from fs_augment.errors import FeatureNotFoundError, RecipeError, StoreError
+from fs_augment.keys import NAME_PATTERN, TIMESTAMP_COLUMN, entity_column_for, validate_name
 from fs_augment.recipe import FeatureGroup
 from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
@@ -64,9 +64,7 @@ from fs_augment.stores.base import OfflineStore
 if TYPE_CHECKING:
     from fs_augment.config import Config
 
-__all__ = ["TIMESTAMP_COLUMN", "ParquetOfflineStore", "open_parquet_store"]
-
-#: The column holding each feature row's time.
+__all__ = ["ParquetOfflineStore", "open_parquet_store"]
 
 # A row's order key is its time in nanoseconds times 2**52 plus its position
 # (file index << 40 | row in file), as a HUGEINT: one ASOF inequality then
@@ -223,9 +221,10 @@ class ParquetOfflineStore(OfflineStore):
         return sorted(n for n in found if NAME_PATTERN.fullmatch(n) and not n.startswith("."))
 
     def _files(self, namespace: str) -> tuple[tuple[str, ...], str]:
-        if not isinstance(namespace, str) or not NAME_PATTERN.fullmatch(namespace) or namespace.startswith("."):
-            raise FeatureNotFoundError(
-                f"invalid namespace {namespace!r}: names must match [A-Za-z0-9_.-]+ and not start with '.'")
+        validate_name(namespace, "namespace", self.describe())
+        if namespace.startswith("."):  # a hidden file or folder, or the root's parent
+            raise RecipeError(f"invalid namespace {namespace!r} in {self.describe()}: a parquet namespace's name "
+                              "does not start with '.'")
         single = self.root / f"{namespace}.parquet"
         folder = self.root / namespace
         parts = sorted(str(p) for p in folder.glob("*.parquet") if p.is_file()) if folder.is_dir() else []
