@@ -245,7 +245,8 @@ def _max_timestamp(offline: OfflineStore, namespace: str) -> pd.Timestamp | None
     """The newest ``event_timestamp`` of a namespace in a parquet offline store (CONTRACT 4.4 layout)."""
     import duckdb
 
-    from fs_augment.stores.offline import TIMESTAMP_COLUMN, ParquetOfflineStore
+    from fs_augment.keys import TIMESTAMP_COLUMN
+    from fs_augment.stores.offline import ParquetOfflineStore
 
     if not isinstance(offline, ParquetOfflineStore):
         raise NotImplementedError

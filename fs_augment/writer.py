@@ -42,9 +42,8 @@ if TYPE_CHECKING:
     from fs_augment.stores.base import OfflineStore
     from fs_augment.stores.redis import RedisStore
 
-__all__ = ["TIMESTAMP_COLUMN", "materialize", "write_namespace", "write_parquet_namespace"]
+__all__ = ["materialize", "write_namespace", "write_parquet_namespace"]
 
-#: The offline layout's timestamp column; the writer keeps each entity's latest row by it.
 #: Keys per MSET command when no expiry is asked for.
 MSET_PAIRS = 1000
 

@@ -23,7 +23,6 @@ from fs_augment.keys import TIMESTAMP_COLUMN
 
 __all__ = [
     "ORDERABLE_TYPES",
-    "TIMESTAMP_COLUMN",
     "TableSQL",
     "entity_sql",
     "latest_sql",
@@ -35,7 +34,6 @@ __all__ = [
     "time_sql",
 ]
 
-#: The column holding each feature row's time (CONTRACT 4.4).
 #: Column types BigQuery can ``ORDER BY`` (the others cannot break ties).
 ORDERABLE_TYPES = frozenset({
     "INT64", "INTEGER", "FLOAT64", "FLOAT", "NUMERIC", "BIGNUMERIC", "BOOL", "BOOLEAN", "STRING",

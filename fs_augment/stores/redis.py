@@ -97,7 +97,6 @@ SCAN_MAX_SECONDS = 2.0
 #: Pauses of the retry_deadline loop, seconds.
 DEADLINE_FIRST_PAUSE = 0.05
 DEADLINE_MAX_PAUSE = 1.0
-#: Upper bounds of settings (key -> limit, reason): beyond them a client hangs or fails.
 _CLIENT_ERRORS = (RedisError, RedisClusterException)
 _TRANSIENT = (
     redis.ConnectionError,
