@@ -268,7 +268,25 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         """Fit and return the augmented spine, with one lookup.
 
         A fit that fails leaves a fitted augmenter as it was before the call.
+
+        Parameters
+        ----------
+        X : DataFrame
+            The entity spine, as for :meth:`fit`.
+        y : ignored
+        **fit_params
+            Passed on to ``fit`` as scikit-learn's ``TransformerMixin`` does;
+            ``fit`` takes none, so any raises ``TypeError`` rather than being
+            dropped silently (e.g. ``pipeline.fit(X, y, augment__sample_weight=w)``).
+
+        Returns
+        -------
+        DataFrame
         """
+        if fit_params:
+            raise TypeError(
+                f"{type(self).__name__}.fit() got unexpected keyword argument(s) "
+                f"{', '.join(map(repr, sorted(fit_params)))}: it takes only X and y")
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_")}
         try:
             values = self._fit_lookup(X)

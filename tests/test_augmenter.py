@@ -237,6 +237,18 @@ def test_set_output_pandas_and_default(store):
     assert list(out.columns) == list(aug.get_feature_names_out())
 
 
+def test_fit_params_are_refused_not_dropped(store):
+    X, y = spine(["u1", "u2"], ["p1", "p2"]), np.array([0, 1])
+    aug = FeatureStoreAugmenter(RECIPE)
+    with pytest.raises(TypeError, match="'sample_weight'"):
+        aug.fit_transform(X, y, sample_weight=np.ones(2))
+    assert not hasattr(aug, "feature_columns_")  # nothing was fitted
+    pipe = Pipeline([("augment", FeatureStoreAugmenter(RECIPE)), ("model", HistGradientBoostingClassifier())])
+    with pytest.raises(TypeError, match="'sample_weight'"):  # as scikit-learn's own fit would
+        pipe.fit(X, y, augment__sample_weight=np.ones(2))
+    assert aug.fit_transform(X, y).shape == (2, 6)
+
+
 # --- scikit-learn API checks, one by one ------------------------------------------------
 # parametrize_with_checks feeds numeric arrays, which an entity-key transformer cannot take:
 # the API-level checks are run here individually and behaviour is tested with DataFrames.
