@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from fs_augment.errors import FsAugmentError, require
+from fs_augment.errors import ParameterError, require
 
 __all__ = ["AugmentedModel", "find_augmenters", "load_model", "log_model", "set_lookup_mode"]
 
@@ -34,6 +34,7 @@ _RECIPE = "recipe"
 _MANIFEST = "feature_manifest"
 _STATS = "feature_stats"
 _PREDICT_METHODS = ("predict", "predict_proba", "transform")
+_LOOKUP_MODES = ("online", "batch", "auto")
 
 mlflow = require("mlflow", "mlflow")
 from mlflow.models import ModelSignature  # noqa: E402
@@ -82,7 +83,15 @@ def _restore_modes(augmenters: list[Any], modes: list[str]) -> None:
 
 
 def set_lookup_mode(estimator: Any, mode: str) -> None:
-    """Set ``mode`` on every augmenter inside ``estimator`` (``online``, ``batch`` or ``auto``)."""
+    """Set ``mode`` on every augmenter inside ``estimator`` (``online``, ``batch`` or ``auto``).
+
+    Raises
+    ------
+    ParameterError
+        ``mode`` is none of these (a ``ValueError``).
+    """
+    if mode not in _LOOKUP_MODES:
+        raise ParameterError(f"mode must be one of {', '.join(map(repr, _LOOKUP_MODES))}, got {mode!r}")
     for augmenter in find_augmenters(estimator):
         augmenter.set_params(mode=mode)
 
@@ -101,7 +110,7 @@ class AugmentedModel(mlflow.pyfunc.PythonModel):
         config = dict(getattr(context, "model_config", None) or {})
         self.lookup_mode = os.environ.get(SERVING_MODE_VARIABLE) or config.get("lookup_mode", "online")
         if self.lookup_mode not in ("online", "batch"):
-            raise FsAugmentError(f"lookup_mode must be 'online' or 'batch', got {self.lookup_mode!r}")
+            raise ParameterError(f"lookup_mode must be 'online' or 'batch', got {self.lookup_mode!r}")
         self.predict_method = config.get("predict_method", "predict")
         set_lookup_mode(self.pipeline, self.lookup_mode)
         augmenters = find_augmenters(self.pipeline)
@@ -110,7 +119,7 @@ class AugmentedModel(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         method = (params or {}).get("predict_method") or self.predict_method
         if method not in _PREDICT_METHODS:
-            raise FsAugmentError(f"predict_method must be one of {', '.join(_PREDICT_METHODS)}, got {method!r}")
+            raise ParameterError(f"predict_method must be one of {', '.join(_PREDICT_METHODS)}, got {method!r}")
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         for column in self.timestamp_columns:
             if column not in frame.columns:  # serving reads the latest values: the time is now
@@ -208,6 +217,13 @@ def log_model(
     -------
     mlflow.models.model.ModelInfo
 
+    Raises
+    ------
+    ParameterError
+        ``pipeline`` holds no fitted augmenter, or ``predict_method`` is not
+        one of the three (a ``ValueError``, as scikit-learn raises for bad
+        parameters).
+
     Examples
     --------
     >>> info = fs_augment.mlflow.log_model(pipeline, "model", input_example=spine.head())  # doctest: +SKIP
@@ -215,12 +231,12 @@ def log_model(
     """
     augmenters = find_augmenters(pipeline)
     if not augmenters:
-        raise FsAugmentError("the pipeline holds no FeatureStoreAugmenter; log it with mlflow.sklearn instead")
+        raise ParameterError("pipeline holds no FeatureStoreAugmenter; log it with mlflow.sklearn instead")
     for augmenter in augmenters:
         if not hasattr(augmenter, "feature_columns_"):
-            raise FsAugmentError("fit the pipeline before logging it: an augmenter in it is not fitted")
+            raise ParameterError("pipeline is not fitted (an augmenter in it is not): fit it before logging it")
     if predict_method not in _PREDICT_METHODS:
-        raise FsAugmentError(f"predict_method must be one of {', '.join(_PREDICT_METHODS)}, got {predict_method!r}")
+        raise ParameterError(f"predict_method must be one of {', '.join(_PREDICT_METHODS)}, got {predict_method!r}")
 
     # a served model fills in a missing timestamp column with "now" (AugmentedModel.predict): optional input
     times = {a.recipe_.timestamp_column for a in augmenters if a.recipe_.timestamp_column}
@@ -303,7 +319,14 @@ def load_model(model_uri: str, *, mode: str = "online") -> Any:
         ``runs:/...``, ``models:/...`` or a local folder.
     mode : {"online", "batch"}
         ``online`` (the default, as served) or ``batch`` for batch scoring.
+
+    Raises
+    ------
+    ParameterError
+        ``mode`` is neither (a ``ValueError``).
     """
+    if mode not in ("online", "batch"):
+        raise ParameterError(f"mode must be 'online' or 'batch', got {mode!r}")
     return mlflow.pyfunc.load_model(model_uri, model_config={"lookup_mode": mode})
 
 

@@ -225,6 +225,24 @@ def test_log_model_refuses_unfitted_or_augmenter_free_pipelines(project):
         fs_mlflow.log_model(Pipeline([("model", DecisionTreeClassifier())]), "model")
 
 
+def test_bad_parameters_are_value_errors_naming_parameter_and_value(project):
+    from fs_augment.errors import ParameterError
+
+    unfitted = Pipeline([("augment", FeatureStoreAugmenter(RECIPE))])
+    pipe, _ = fitted_pipeline(project["ages"])
+    calls = {
+        "pipeline": lambda: fs_mlflow.log_model(unfitted, "model"),
+        "predict_method": lambda: fs_mlflow.log_model(pipe, "model", predict_method="decision_function"),
+        "mode": lambda: fs_mlflow.load_model(str(project["tmp"]), mode="offline"),
+        "mode ": lambda: fs_mlflow.set_lookup_mode(pipe, "offline"),
+    }
+    for parameter, call in calls.items():
+        with pytest.raises(ParameterError, match=parameter.strip()) as info:
+            call()
+        assert isinstance(info.value, ValueError)
+    assert pipe.named_steps["augment"].mode == "auto"  # a refused mode changes nothing
+
+
 def test_log_model_leaves_the_pipeline_as_it_was_and_finds_fitted_augmenters(project):
     import mlflow
     from sklearn.model_selection import GridSearchCV
