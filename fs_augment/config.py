@@ -80,24 +80,34 @@ class Secret:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with the password of its user info (and any query) masked, for display.
+    """``url`` with its password, query and fragment masked: the one redaction of URLs for display.
+
+    Every URL fs_augment shows (config, reprs, logs, errors: Redis, monitoring,
+    BigQuery endpoint, MLflow tracking) goes through here. The user name, host,
+    port and path stay; a text without ``://`` (``host:port``) is returned as
+    it is. When it is unclear where the user info ends (an unencoded ``/``,
+    ``?`` or ``#`` before the last ``@``), everything up to that ``@`` is
+    masked, so a password or query is hidden rather than shown.
 
     Examples
     --------
     >>> mask_url("redis://reader:s3cret@cache:6379/2"), mask_url("https://m.internal/push?token=abc")
     ('redis://reader:***@cache:6379/2', 'https://m.internal/push?***')
-    >>> mask_url("localhost:6379")
-    'localhost:6379'
+    >>> mask_url("https://:tok@[::1]:8443/p#frag"), mask_url("redis://u:pa/ss@cache"), mask_url("cache:6379")
+    ('https://:***@[::1]:8443/p', 'redis://***@cache', 'cache:6379')
     """
     if "://" not in url:
         return url
     scheme, _, rest = url.partition("://")
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, hostport = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
-    path, question, _ = path.partition("?")
-    return f"{scheme}://{netloc}{slash}{path}{'?***' if question else ''}"
+    userinfo, at, rest = rest.rpartition("@")
+    rest, _, _ = rest.partition("#")
+    rest, question, _ = rest.partition("?")
+    if at and any(c in userinfo for c in "/?#"):
+        rest = f"***@{rest}"
+    elif at:
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}{':***' if colon else ''}@{rest}"
+    return f"{scheme}://{rest}{'?***' if question else ''}"
 
 
 def split_url_password(url: str) -> tuple[str, str | None]:

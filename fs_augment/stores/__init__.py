@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from fs_augment.config import Config, load_config
+from fs_augment.config import Config, load_config, mask_url
 from fs_augment.errors import ConfigError
-from fs_augment.monitoring import LookupMetrics, MetricsPusher, redact_url
+from fs_augment.monitoring import LookupMetrics, MetricsPusher
 
 if TYPE_CHECKING:
     from fs_augment.adapter import FeatureStoreAdapter
@@ -139,5 +139,5 @@ def check_monitoring_endpoint(endpoint: str, config: Config) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"{config.config_dir}: feature_store.monitoring_endpoint of environment {config.env!r} must be an "
-            f"http:// or https:// URL, got {redact_url(endpoint)!r}"
+            f"http:// or https:// URL, got {mask_url(endpoint)!r}"
         )
