@@ -39,6 +39,15 @@ ONLINE_MAX_ROWS = 1000
 _NO_DEFAULT = object()
 
 
+def _as_pandas(X: Any) -> Any:
+    """``X`` as a pandas DataFrame when it is a polars DataFrame (converted once, here); else ``X`` itself."""
+    if isinstance(X, pd.DataFrame):
+        return X
+    if type(X).__module__.partition(".")[0] == "polars" and type(X).__name__ == "DataFrame":
+        return X.to_pandas()
+    return X
+
+
 def _by_position(column: Any, index: pd.Index) -> Any:
     """``column`` ready to be the next column of a frame with ``index``, its values in row order.
 
@@ -202,10 +211,11 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         The environment the training lookup read (recorded, not used to choose
         where to read later).
     missing_rate_ : dict
-        Output feature name → fraction missing in the last fit or transform
-        (before defaults).
+        Output feature name → fraction missing in the training lookup (before
+        defaults). A transform changes no fitted state: its figures go to the
+        adapter's metrics (``fs_augment.connect(...).metrics``).
     invalid_count_ : dict
-        Output feature name → values in the last transform that did not fit
+        Output feature name → values in the training lookup that did not fit
         the pinned dtype (turned missing).
     feature_stats_ : dict
         Output feature name → summary of its training values (count, missing
@@ -214,11 +224,26 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     Examples
     --------
+    A demo project (its ``local`` environment serves features from parquet files, no server):
+
+    >>> import tempfile
+    >>> import pandas as pd
     >>> from fs_augment import FeatureStoreAugmenter
-    >>> aug = FeatureStoreAugmenter("recipes/experiment.yaml", env="local")
-    >>> aug
-    FeatureStoreAugmenter(env='local', recipe='recipes/experiment.yaml')
-    >>> out = aug.fit_transform(spine)  # doctest: +SKIP
+    >>> from fs_augment.demo import write_demo_data
+    >>> project = write_demo_data(tempfile.mkdtemp(), users=20, products=5, rows=50)
+    >>> recipe = {"augmenter": {"features": [
+    ...     {"feature_namespace": "user_demographics", "features": ["age", "country_code"]}]}}
+    >>> aug = FeatureStoreAugmenter(recipe, env="local", config_dir=project.config_dir)
+    >>> spine = pd.DataFrame({"user_id": ["user1", "user2", "nobody"]})
+    >>> aug.fit_transform(spine)
+      user_id  user_demographics__age user_demographics__country_code
+    0   user1                    26.0                              GB
+    1   user2                    35.0                              KR
+    2  nobody                     NaN                             NaN
+    >>> aug.get_feature_names_out().tolist()
+    ['user_id', 'user_demographics__age', 'user_demographics__country_code']
+    >>> aug.missing_rate_
+    {'user_demographics__age': 0.3333333333333333, 'user_demographics__country_code': 0.3333333333333333}
     """
 
     def __init__(
@@ -254,7 +279,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         ----------
         X : DataFrame
             The entity spine: the recipe's entity columns (and its timestamp
-            column for point-in-time lookups).
+            column for point-in-time lookups). A polars DataFrame is converted
+            to pandas first.
         y : ignored
 
         Returns
@@ -288,9 +314,11 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 f"{type(self).__name__}.fit() got unexpected keyword argument(s) "
                 f"{', '.join(map(repr, sorted(fit_params)))}: it takes only X and y")
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_")}
+        X = _as_pandas(X)
         try:
             values = self._fit_lookup(X)
-            out = self._assemble(X, values)
+            out, self.missing_rate_, self.invalid_count_ = self._assemble(X, values)
+            self._layout()  # built now, so that no transform writes the estimator
         except BaseException:
             for name in [k for k in vars(self) if k.endswith("_")]:
                 delattr(self, name)
@@ -312,7 +340,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         Parameters
         ----------
         X : DataFrame
-            Entity columns (and any other columns seen at fit).
+            Entity columns (and any other columns seen at fit); pandas, or
+            polars (converted to pandas first).
 
         Returns
         -------
@@ -320,6 +349,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         """
         if not hasattr(self, "feature_columns_"):
             check_is_fitted(self, "feature_columns_")  # raises NotFittedError with sklearn's message
+        X = _as_pandas(X)
         arrays = self._input_arrays(X)
         online = self._resolve_mode() == "online"
         adapter = get_adapter(self.env, self.config_dir)
@@ -327,7 +357,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             out = self._transform_row(X, adapter, arrays)
         else:
             values = self._lookup(X, online=online, adapter=adapter, arrays=arrays)
-            out = self._assemble(X, values, adapter=adapter, arrays=arrays)
+            out = self._assemble(X, values, adapter=adapter, arrays=arrays)[0]
         return self._output(out, X)
 
     def set_output(self, *, transform: str | None = None) -> FeatureStoreAugmenter:
@@ -383,7 +413,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             if frame is not None:
                 return frame
         values = {qualified: [value] for (_, qualified, _, _), value in zip(layout.features, flat, strict=True)}
-        return self._assemble(X, values, adapter=adapter, arrays=arrays)
+        return self._assemble(X, values, adapter=adapter, arrays=arrays)[0]
 
     def _assemble_row(self, X: pd.DataFrame, flat: list[Any], layout: _Layout, row: _RowLayout, adapter: Any,
                       arrays: Mapping[Any, Any]) -> pd.DataFrame | None:
@@ -444,8 +474,6 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         missing_rate = dict(zip(names, missing, strict=True))
         invalid_count = dict.fromkeys(names, 0)
         frame = _create_dataframe_from_blocks(blocks, index=X.index, columns=layout.columns)
-        self.missing_rate_ = missing_rate
-        self.invalid_count_ = invalid_count
         adapter.metrics.record_features(1, self._qualified_, missing_rate, invalid_count)
         if self.max_missing_rate is not None:
             self._check_quality(missing_rate, invalid_count)
@@ -471,9 +499,14 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         return arrays
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # object.__getstate__ gives the live __dict__ itself
         state.pop("_layout_", None)  # derived from the fitted state; rebuilt where the pickle is loaded
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "feature_columns_" in self.__dict__:  # built here, so that no transform writes the estimator
+            self._layout_ = _Layout(self)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Output column names: passed-through input columns, then the features."""
@@ -577,8 +610,13 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     def _check_frame(self, X: Any, *, fitting: bool, labels: list[Any] | None = None) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
+            what = type(X).__name__
+            if hasattr(X, "tocsr") or hasattr(X, "to_scipy_sparse"):  # scipy.sparse matrices and arrays
+                what = f"sparse input ({what}); sparse matrices hold numbers, not entity keys"
+            elif type(X).__module__.partition(".")[0] == "polars" and what == "LazyFrame":
+                what = "a polars LazyFrame; collect() it first"
             raise SpineError(
-                f"{type(self).__name__} takes a pandas DataFrame of entity columns, got {type(X).__name__}"
+                f"{type(self).__name__} takes a pandas or polars DataFrame of entity columns, got {what}"
             )
         if labels is None:
             labels = X.columns.tolist()
@@ -618,7 +656,12 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         return adapter.lookup_texts(texts, recipe.groups, online=online, verify=verify)
 
     def _assemble(self, X: pd.DataFrame, values: Mapping[str, Any], *, adapter: Any = None,
-                  arrays: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                  arrays: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, float], dict[str, int]]:
+        """The output frame, and each feature's missing rate (before defaults) and invalid count.
+
+        Nothing is stored on the estimator: a fit keeps the figures as ``missing_rate_`` and
+        ``invalid_count_``; a transform only records them in the adapter's metrics.
+        """
         layout = self._layout()
         # keyed by position, labelled once at the end: pandas infers no column index per call
         data: dict[int, Any] = dict(enumerate(
@@ -644,15 +687,13 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             at += 1
             missing_rate[name] = coerced.missing / n
             invalid_count[name] = coerced.invalid
-        self.missing_rate_ = missing_rate
-        self.invalid_count_ = invalid_count
         if adapter is None:
             adapter = get_adapter(self.env, self.config_dir)
         adapter.metrics.record_features(n, self._qualified_, missing_rate, invalid_count)
         self._check_quality(missing_rate, invalid_count)
         frame = pd.DataFrame(data, index=X.index, copy=False)
         frame.columns = layout.columns
-        return frame
+        return frame, missing_rate, invalid_count
 
     def _check_quality(self, missing_rate: Mapping[str, float], invalid: Mapping[str, int]) -> None:
         bad_types = {k: v for k, v in invalid.items() if v}
