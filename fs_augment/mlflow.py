@@ -108,6 +108,7 @@ class AugmentedModel(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
+        """Unpickle the pipeline and switch its augmenters to the lookup mode (MLflow calls this on load)."""
         with open(context.artifacts[_PIPELINE], "rb") as fh:
             self.pipeline = pickle.load(fh)
         config = dict(getattr(context, "model_config", None) or {})
@@ -121,6 +122,22 @@ class AugmentedModel(mlflow.pyfunc.PythonModel):
         self.timestamp_columns = [a.recipe_.timestamp_column for a in augmenters if a.recipe_.timestamp_column]
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+        """The pipeline's ``predict_method`` on a frame of entity keys.
+
+        Parameters
+        ----------
+        context : mlflow.pyfunc.PythonModelContext
+            Unused (the pipeline was loaded by :meth:`load_context`).
+        model_input : DataFrame
+            Entity keys; a missing timestamp column is filled with now (UTC).
+        params : dict, optional
+            ``{"predict_method": ...}`` overrides the logged method for this call.
+
+        Returns
+        -------
+        array or DataFrame
+            What the pipeline's method returns.
+        """
         method = (params or {}).get("predict_method") or self.predict_method
         if method not in _PREDICT_METHODS:
             raise ParameterError(f"predict_method must be one of {', '.join(_PREDICT_METHODS)}, got {method!r}")
