@@ -27,6 +27,7 @@ from fs_augment import dtypes
 from fs_augment.connections import get_adapter
 from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
 from fs_augment.keys import entity_texts, entity_to_text
+from fs_augment.plan import LookupPlan
 from fs_augment.recipe import Recipe, load_recipe
 
 __all__ = ["MODE_VARIABLE", "FeatureStoreAugmenter"]
@@ -70,11 +71,13 @@ class _Layout:
     feature's kind and default, so a served 1-row transform does no per-call bookkeeping.
     """
 
-    __slots__ = ("columns", "entity_columns", "extract", "features", "fitted_labels", "names", "passthrough", "row",
-                 "wanted")
+    __slots__ = ("columns", "entity_columns", "extract", "features", "fitted_labels", "names", "passthrough", "plan",
+                 "row", "wanted")
 
     def __init__(self, augmenter: FeatureStoreAugmenter) -> None:
         recipe = augmenter.recipe_
+        #: the recipe's lookup plan, handed to the adapter on every call
+        self.plan = LookupPlan(recipe.groups)
         self.passthrough = tuple(augmenter._passthrough_columns_)
         self.entity_columns = recipe.entity_columns
         #: input columns read once per transform: passed through, or keys of a namespace
@@ -101,6 +104,7 @@ _ArrowStringArray = pd.arrays.ArrowStringArray
 _StringArray = pd.arrays.StringArray
 _STR = dtypes.STR_DTYPE
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INFINITIES = (float("inf"), float("-inf"))
 
 
 class _RowLayout:
@@ -406,7 +410,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 texts.append(entity_to_text(array[0], column))
             else:
                 texts.append(entity_texts(array, column)[0])
-        flat = adapter.lookup_row(texts, self.recipe_.groups, online=True)
+        flat = adapter.lookup_row(texts, layout.plan, online=True)
         row = layout.row
         if row is not None:
             frame = self._assemble_row(X, flat, layout, row, adapter, arrays)
@@ -452,6 +456,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                         missing.append(1.0)
                         floats.append(filled)
                         continue
+                    if value in _INFINITIES:  # invalid: counted on the general path
+                        return None
                 elif t is not int or not _INT64_MIN <= value <= _INT64_MAX:
                     return None
                 floats.append(value)
@@ -588,10 +594,45 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             self.feature_kinds_[name] = kind
         self._defaults_ = {k: v for k, v in defaults.items() if v is not None}
         self._nullable_ = bool(self.nullable_dtypes)
+        self._warn_about_training_values(values)
         self.feature_dtypes_ = {
             name: dtypes.dtype_name(kind, self._nullable_) for name, kind in self.feature_kinds_.items()
         }
         return values
+
+    def _warn_about_training_values(self, values: Mapping[str, Any]) -> None:
+        """Warn, once a feature, about training values that are read but were probably not meant so.
+
+        A feature whose values mix kinds is pinned ``object`` (``True`` typed by hand beside JSON
+        ``true``; ``01234``, which is no JSON number, beside ``12345``); a text feature keeps empty
+        text and surrounding whitespace as part of its values.
+        """
+        for name, qualified in zip(self.feature_columns_, self._qualified_, strict=True):
+            kind = self.feature_kinds_[name]
+            if kind == "object":
+                seen = dtypes.value_kinds(values[qualified])
+                if len(seen) > 1:
+                    shown = dtypes.describe_kinds(seen)
+                    warnings.warn(
+                        f"feature {name}: its training values mix kinds: {shown}; it is pinned object, so a "
+                        "model sees text and numbers as different values. Write each value of a feature as JSON "
+                        "of one kind: true/false, numbers without leading zeros, text in double quotes",
+                        FeatureQualityWarning, stacklevel=4)
+            elif kind == "str":
+                issues = dtypes.text_issues(values[qualified])
+                if issues.empty or issues.padded:
+                    parts = []
+                    if issues.empty:
+                        parts.append(f"{issues.empty} {'is' if issues.empty == 1 else 'are'} empty")
+                    if issues.padded:
+                        parts.append(f"{issues.padded} {'has' if issues.padded == 1 else 'have'} surrounding "
+                                     "whitespace")
+                    warnings.warn(
+                        f"feature {name}: of its {issues.present} training text values, {' and '.join(parts)} "
+                        f"(e.g. {issues.example!r}); they are kept as they are: empty text is not missing and "
+                        "whitespace is part of the text. Write text as JSON without padding (\"KR\"; echo adds "
+                        "a newline: use redis-cli SET key '\"KR\"'), and leave a missing value unset or null",
+                        FeatureQualityWarning, stacklevel=4)
 
     def _kind_with_default(self, name: str, kind: str, values: Any, default: Any) -> str:
         if default is None:
@@ -646,14 +687,16 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         if adapter is None:
             adapter = get_adapter(self.env, self.config_dir)
         recipe = self.recipe_
+        # a transform reuses the fitted layout's plan; the fit's own lookup comes before the layout
+        plan = self._layout().plan if arrays is not None else LookupPlan(recipe.groups)
         timestamp = recipe.timestamp_column
         use_time = not online and timestamp is not None and timestamp in X.columns
         online = online and len(X) <= ONLINE_MAX_ROWS
         if arrays is None or use_time:
-            return adapter.lookup_columns(X, recipe.groups, online=online,
+            return adapter.lookup_columns(X, plan, online=online,
                                           timestamp_column=timestamp if use_time else None, verify=verify)
-        texts = {column: entity_texts(arrays[column], column) for column in self._layout().entity_columns}
-        return adapter.lookup_texts(texts, recipe.groups, online=online, verify=verify)
+        texts = {column: entity_texts(arrays[column], column) for column in plan.columns}
+        return adapter.lookup_texts(texts, plan, online=online, verify=verify)
 
     def _assemble(self, X: pd.DataFrame, values: Mapping[str, Any], *, adapter: Any = None,
                   arrays: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, float], dict[str, int]]:
