@@ -194,14 +194,7 @@ def _as_int(values: Any) -> Coerced:
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
         return Coerced(pd.array(values, dtype="Int64"), 0, 0)
     if isinstance(values, np.ndarray | pd.api.extensions.ExtensionArray) and values.dtype.kind == "f":
-        floats = np.asarray(values.to_numpy(dtype="float64", na_value=np.nan)
-                            if isinstance(values, pd.api.extensions.ExtensionArray) else values, dtype="float64")
-        nan = np.isnan(floats)
-        with np.errstate(invalid="ignore"):
-            bad = ~nan & (np.mod(floats, 1) != 0)
-        if bad.any():
-            floats = np.where(bad, np.nan, floats)
-        return Coerced(pd.array(floats, dtype="Int64"), int(nan.sum() + bad.sum()), int(bad.sum()))
+        return _whole_floats_as_int(values)
     if isinstance(values, pd.api.extensions.ExtensionArray) and values.dtype.kind in "iu":
         out = values.astype("Int64")
         return Coerced(out, int(out.isna().sum()), 0)
@@ -213,6 +206,23 @@ def _as_int(values: Any) -> Coerced:
             pass
         else:
             return Coerced(out, int(out.isna().sum()), 0)
+    return _ints_one_by_one(values)
+
+
+def _whole_floats_as_int(values: Any) -> Coerced:
+    """A float array as Int64: whole numbers kept, the rest invalid (NaN: missing)."""
+    floats = np.asarray(values.to_numpy(dtype="float64", na_value=np.nan)
+                        if isinstance(values, pd.api.extensions.ExtensionArray) else values, dtype="float64")
+    nan = np.isnan(floats)
+    with np.errstate(invalid="ignore"):
+        bad = ~nan & (np.mod(floats, 1) != 0)
+    if bad.any():
+        floats = np.where(bad, np.nan, floats)
+    return Coerced(pd.array(floats, dtype="Int64"), int(nan.sum() + bad.sum()), int(bad.sum()))
+
+
+def _ints_one_by_one(values: Any) -> Coerced:
+    """Values of any types as Int64: ints within int64 and whole finite floats kept, the rest invalid."""
     clean: list[Any] = []
     invalid = 0
     for v in values:

@@ -157,22 +157,9 @@ def entity_texts(values: pd.Series | np.ndarray | pd.api.extensions.ExtensionArr
     if isinstance(values, pd.Series):
         dtype = values.dtype
         if dtype.kind in "iu":
-            if isinstance(dtype, pd.api.extensions.ExtensionDtype):  # nullable Int64 and friends
-                mask = values.isna().to_numpy()
-                ints = values.to_numpy(dtype="uint64" if dtype.kind == "u" else "int64", na_value=0).tolist()
-                return [None if m else str(v) for v, m in zip(ints, mask.tolist(), strict=True)]
-            return [str(v) for v in values.to_numpy().tolist()]
+            return _integer_texts(values)
         if dtype.kind == "f":
-            arr = values.to_numpy(dtype="float64", na_value=np.nan)
-            nan = np.isnan(arr)
-            with np.errstate(invalid="ignore"):
-                ok = nan | (np.isfinite(arr) & (np.mod(arr, 1) == 0))
-            if not ok.all():
-                raise _bad_entity(float(arr[~ok][0]), column)
-            if (np.abs(arr[~nan]) >= 2.0**63).any():  # beyond int64: Python ints, one by one
-                return [entity_to_text(v, column) for v in arr.tolist()]
-            ints = np.where(nan, 0, arr).astype("int64").tolist()
-            return [None if m else str(v) for v, m in zip(ints, nan.tolist(), strict=True)]
+            return _float_texts(values, column)
         if dtype.kind == "b":
             present = values.dropna()
             if len(present):
@@ -180,6 +167,30 @@ def entity_texts(values: pd.Series | np.ndarray | pd.api.extensions.ExtensionArr
             return [None] * len(values)
         values = values.tolist()
     return [entity_to_text(v, column) for v in values]
+
+
+def _integer_texts(values: pd.Series) -> list[str | None]:
+    """Key texts of an integer column (numpy or nullable)."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype):  # nullable Int64 and friends
+        mask = values.isna().to_numpy()
+        ints = values.to_numpy(dtype="uint64" if dtype.kind == "u" else "int64", na_value=0).tolist()
+        return [None if m else str(v) for v, m in zip(ints, mask.tolist(), strict=True)]
+    return [str(v) for v in values.to_numpy().tolist()]
+
+
+def _float_texts(values: pd.Series, column: str | None) -> list[str | None]:
+    """Key texts of a float column whose values are whole numbers (NaN: no entity); anything else is refused."""
+    arr = values.to_numpy(dtype="float64", na_value=np.nan)
+    nan = np.isnan(arr)
+    with np.errstate(invalid="ignore"):
+        ok = nan | (np.isfinite(arr) & (np.mod(arr, 1) == 0))
+    if not ok.all():
+        raise _bad_entity(float(arr[~ok][0]), column)
+    if (np.abs(arr[~nan]) >= 2.0**63).any():  # beyond int64: Python ints, one by one
+        return [entity_to_text(v, column) for v in arr.tolist()]
+    ints = np.where(nan, 0, arr).astype("int64").tolist()
+    return [None if m else str(v) for v, m in zip(ints, nan.tolist(), strict=True)]
 
 
 class InvalidValue:
