@@ -33,6 +33,7 @@ __all__ = [
     "interpolate",
     "load_config",
     "resolve_env_name",
+    "resolve_file_uri",
 ]
 
 logger = logging.getLogger(__name__)
@@ -480,6 +481,21 @@ def resolve_env_name(env: str | None = None) -> str:
 def resolve_config_dir(config_dir: str | os.PathLike[str] | None = None) -> Path:
     """The config folder: ``config_dir``, else ``$FS_AUGMENT_CONFIG_DIR``, else ``./config``."""
     return Path(config_dir or os.environ.get(CONFIG_DIR_VARIABLE) or "config")
+
+
+def resolve_file_uri(uri: str, config: Config) -> Path:
+    """The folder of a ``file://`` URI of an environment's configuration.
+
+    A relative path (``file://./local_features``) is taken relative to the
+    folder that holds the config folder (the project root), so the same
+    config works whatever the working directory of the process.
+    """
+    if not uri.startswith("file://"):
+        raise ConfigError(f"environment {config.env!r}: expected a file:// URI, got {uri!r}")
+    path = Path(os.path.expanduser(uri[len("file://"):]))
+    if not path.is_absolute():
+        path = Path(config.config_dir).resolve().parent / path
+    return path
 
 
 def load_config(

@@ -1,7 +1,14 @@
-"""One open store adapter per (environment, config folder) in this process.
+"""The composition root: :func:`connect` builds an environment's adapter, and the shared adapters.
+
+:func:`connect` is the one place where the pieces meet: the configuration is
+loaded, the backends it names are looked up in :mod:`fs_augment.backends` and
+opened, the lookup metrics (and their pusher, with monitoring on) are created,
+and a :class:`~fs_augment.adapter.FeatureStoreAdapter` is handed out. Nothing
+below this module (config, stores) knows about the adapter or monitoring.
 
 Augmenters never hold a connection themselves (a pickle carries none): they ask
-here, at transform time, for the adapter of the environment where they run.
+:func:`get_adapter`, at transform time, for the shared adapter of the environment
+where they run, one per (environment, config folder) in this process.
 """
 
 from __future__ import annotations
@@ -9,11 +16,118 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fs_augment.adapter import FeatureStoreAdapter
-from fs_augment.config import CONFIG_DIR_VARIABLE, ENV_VARIABLE, resolve_config_dir, resolve_env_name
+from fs_augment.backends import ONLINE_PROVIDERS, offline_backend
+from fs_augment.config import (
+    CONFIG_DIR_VARIABLE,
+    ENV_VARIABLE,
+    Config,
+    load_config,
+    resolve_config_dir,
+    resolve_env_name,
+)
+from fs_augment.errors import ConfigError
+from fs_augment.monitoring import LookupMetrics, MetricsPusher, redact_url
+from fs_augment.stores.base import OfflineStore, OnlineStore
 
-__all__ = ["close_all", "get_adapter"]
+__all__ = ["close_all", "connect", "get_adapter", "open_offline_store", "open_online_store"]
+
+
+def open_online_store(config: Config, offline: OfflineStore | None = None) -> OnlineStore:
+    """The online store of an environment's ``provider`` (not connected yet)."""
+    provider = config.feature_store.provider
+    backend = ONLINE_PROVIDERS.get(provider)
+    if backend is None:
+        raise ConfigError(f"environment {config.env!r}: unknown feature_store.provider {provider!r}; "
+                          f"providers: {', '.join(sorted(ONLINE_PROVIDERS))}")
+    return backend.load_factory()(config, offline)
+
+
+def open_offline_store(config: Config) -> OfflineStore | None:
+    """The offline store of ``offline_store_uri``, or None when none is configured."""
+    uri = config.feature_store.connection_info.offline_store_uri
+    if uri is None:
+        return None
+    try:
+        backend = offline_backend(uri)
+    except KeyError:
+        raise ConfigError(f"environment {config.env!r}: feature_store.connection_info.offline_store_uri "
+                          f"{uri!r} has no offline store backend") from None
+    return backend.load_factory()(config)
+
+
+def connect(
+    env: str | None = None,
+    config_dir: str | os.PathLike[str] | None = None,
+    *,
+    config: Config | None = None,
+) -> FeatureStoreAdapter:
+    """Open the feature store of an environment.
+
+    Parameters
+    ----------
+    env : str, optional
+        Environment name (default ``$FS_AUGMENT_ENV``, else ``local``).
+    config_dir : path-like, optional
+        Config folder (default ``$FS_AUGMENT_CONFIG_DIR``, else ``./config``).
+    config : Config, optional
+        An already loaded configuration; ``env`` and ``config_dir`` are then ignored.
+
+    Returns
+    -------
+    FeatureStoreAdapter
+        Usable as a context manager; ``close()`` releases connections.
+
+    Examples
+    --------
+    >>> import fs_augment
+    >>> with fs_augment.connect("local", "config") as store:  # doctest: +SKIP
+    ...     store.batch_get_features([{"user_id": "user123"}],
+    ...                              [{"namespace": "user_demographics", "features": ["age"]}])
+    {'user123': {'user_demographics:age': 34}}
+    """
+    config = config if config is not None else load_config(env, config_dir)
+    store = config.feature_store
+    endpoint = store.monitoring_endpoint if store.enable_monitoring else None
+    if endpoint is not None:
+        check_monitoring_endpoint(endpoint, config)
+    offline = open_offline_store(config)
+    try:
+        online = open_online_store(config, offline)
+    except BaseException:
+        if offline is not None:
+            offline.close()
+        raise
+    metrics = LookupMetrics(per_feature=store.enable_monitoring)
+    pusher = None
+    if endpoint is not None:
+        pusher = MetricsPusher(metrics, endpoint, source={"env": config.env, "store": online.describe()})
+    return FeatureStoreAdapter(
+        online,
+        offline,
+        env=config.env,
+        cache_ttl=store.cache_ttl,
+        cache_max_entries=store.cache_max_entries,
+        on_store_error=store.on_store_error,
+        debug_logging=store.enable_debug_logging,
+        metrics=metrics,
+        pusher=pusher,
+    )
+
+
+def check_monitoring_endpoint(endpoint: str, config: Config) -> None:
+    """Raise :class:`ConfigError` unless ``endpoint`` is an ``http(s)://`` URL (never shown whole)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{config.config_dir}: feature_store.monitoring_endpoint of environment {config.env!r} must be an "
+            f"http:// or https:// URL, got {redact_url(endpoint)!r}"
+        )
+
+
+# --- shared adapters ---------------------------------------------------------------
 
 _lock = threading.Lock()
 _adapters: dict[tuple[str, str], FeatureStoreAdapter] = {}
@@ -41,8 +155,6 @@ def get_adapter(env: str | None = None, config_dir: str | os.PathLike[str] | Non
     with _lock:
         adapter = _adapters.get(key)
         if adapter is None:
-            from fs_augment.stores import connect
-
             adapter = connect(key[0], key[1])
             _adapters[key] = adapter
         _by_request[request] = adapter

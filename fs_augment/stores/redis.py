@@ -54,7 +54,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any
@@ -90,6 +90,8 @@ BACKOFF_BASE = 0.025
 BACKOFF_CAP = 0.5
 #: Chunks (MGETs) sent per round trip in a batch lookup.
 CHUNKS_PER_ROUND_TRIP = 4
+#: Keys per MSET command when the writer asks for no expiry.
+MSET_PAIRS = 1000
 #: Bounds of the error-path SCANs.
 SCAN_COUNT = 1000
 SCAN_MAX_KEYS = 100_000
@@ -436,6 +438,9 @@ class RedisStore(OnlineStore):
     ----------
     options : RedisOptions
         Where and how to connect.
+    client : redis.Redis or RedisCluster, optional
+        A ready client to use instead of building one; the store then never
+        closes it (its owner does), and ``options`` only describe it.
 
     Examples
     --------
@@ -446,8 +451,9 @@ class RedisStore(OnlineStore):
     """
 
     name = "redis"
+    writable = True
 
-    def __init__(self, options: RedisOptions) -> None:
+    def __init__(self, options: RedisOptions, *, client: redis.Redis | RedisCluster | None = None) -> None:
         self.options = options
         self._lock = threading.Lock()
         self._client: redis.Redis | RedisCluster | None = None
@@ -460,6 +466,28 @@ class RedisStore(OnlineStore):
         self._password = options.password.get() if options.password is not None else None
         if self._cluster:
             self.name = "redis-cluster"
+        self._owns_client = client is None
+        if client is not None:
+            self._adopt(client)
+
+    @classmethod
+    def for_client(cls, client: redis.Redis | RedisCluster, *, env: str = "custom") -> RedisStore:
+        """A store over a ready redis-py client, which it uses but never closes.
+
+        Examples
+        --------
+        >>> RedisStore.for_client(redis.Redis(port=6390, db=3)).describe()
+        'redis localhost:6390/3'
+        """
+        if isinstance(client, RedisCluster):
+            node = client.get_default_node()
+            options = RedisOptions(f"{node.host}:{node.port}", mode="cluster", env=env)
+        else:
+            kwargs = client.connection_pool.connection_kwargs
+            host = kwargs.get("host") or kwargs.get("path") or "localhost"
+            options = RedisOptions(f"{host}:{kwargs.get('port', 6379)}", db=int(kwargs.get("db", 0)),
+                                   mode="standalone", env=env)
+        return cls(options, client=client)
 
     # --- connection ----------------------------------------------------------------
     @property
@@ -487,16 +515,19 @@ class RedisStore(OnlineStore):
                     f"INFO ({self._scrub(str(exc))}); set feature_store.connection_info.redis_mode to "
                     f"'standalone' or 'cluster' for environment {self.options.env!r}"
                 ) from exc
-            self._cluster = isinstance(client, RedisCluster)
-            self.name = "redis-cluster" if self._cluster else "redis"
-            if self._cluster:
-                self._mget = client.mget_nonatomic
-                self._mget_chunks = self._cluster_mget_chunks
-            else:
-                self._mget = client.mget
-                self._mget_chunks = self._pipelined_mget_chunks
-            self._client = client
+            self._adopt(client)
             return client
+
+    def _adopt(self, client: redis.Redis | RedisCluster) -> None:
+        self._cluster = isinstance(client, RedisCluster)
+        self.name = "redis-cluster" if self._cluster else "redis"
+        if self._cluster:
+            self._mget = client.mget_nonatomic
+            self._mget_chunks = self._cluster_mget_chunks
+        else:
+            self._mget = client.mget
+            self._mget_chunks = self._pipelined_mget_chunks
+        self._client = client
 
     def _connect_and_mget(self, keys: list[str]) -> list[Any]:
         self._open()
@@ -522,7 +553,12 @@ class RedisStore(OnlineStore):
         return [client.mget_nonatomic(chunk) for chunk in chunks]
 
     def close(self) -> None:
-        """Disconnect every pooled connection; the store reconnects if used again."""
+        """Disconnect every pooled connection; the store reconnects if used again.
+
+        A client given to the store is left open: its owner closes it.
+        """
+        if not self._owns_client:
+            return
         with self._lock:
             client, self._client = self._client, None
             self._mget = self._connect_and_mget
@@ -532,12 +568,6 @@ class RedisStore(OnlineStore):
         client.close()
         if isinstance(client, redis.Redis):
             client.connection_pool.disconnect()
-
-    def __enter__(self) -> RedisStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __reduce__(self) -> Any:
         raise TypeError(
@@ -582,6 +612,44 @@ class RedisStore(OnlineStore):
                 return values
             for raw in self._call(self._mget_chunks, group):
                 values.extend(decode_values(raw))
+
+    # --- writing (the reference writer) ------------------------------------------------------
+    def write(self, pairs: Iterable[tuple[str, str | None]], *, ttl: float | None = None,
+              chunk_size: int = 10_000) -> int:
+        """Store JSON text under keys, ``chunk_size`` keys a round trip; a None value deletes its key.
+
+        Without ``ttl`` the pairs go as ``MSET`` commands (``mset_nonatomic`` on
+        a cluster, which groups them by slot) in a non-transactional pipeline;
+        with one as ``SET ... EX`` (``PX`` for fractions of a second) each.
+        Returns how many keys were written (see :meth:`OnlineStore.write`).
+        """
+        expiry = _expiry(ttl)
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+        client = self._call(lambda: self.client)
+        written = 0
+        for batch in _batches(pairs, chunk_size):
+            chunk = [(key, value) for key, value in batch if value is not None]
+            stale = [key for key, value in batch if value is None]
+            if stale:
+                self._call(client.delete, *stale)  # split by slot on a cluster
+            if chunk:
+                self._call(self._send, client, chunk, expiry)
+            written += len(chunk)
+        return written
+
+    def _send(self, client: redis.Redis | RedisCluster, chunk: list[tuple[str, str]], expiry: dict[str, int]) -> None:
+        if not expiry and self._cluster:
+            client.mset_nonatomic(dict(chunk))
+            return
+        pipe = client.pipeline(transaction=False)
+        if expiry:
+            for key, value in chunk:
+                pipe.set(key, value, **expiry)
+        else:
+            for pairs in _batches(chunk, MSET_PAIRS):
+                pipe.mset(dict(pairs))
+        pipe.execute()
 
     # --- the error path -----------------------------------------------------------------
     def list_features(self, namespace: str) -> list[str]:
@@ -696,6 +764,22 @@ class RedisStore(OnlineStore):
         return text
 
 
+def _expiry(ttl: float | None) -> dict[str, int]:
+    if ttl is None:
+        return {}
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
+        raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+    if float(ttl).is_integer():
+        return {"ex": int(ttl)}
+    return {"px": max(1, round(ttl * 1000))}
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
 def _glob_escape(text: str) -> str:
     return text.translate(_GLOB_SPECIALS)
 
@@ -716,7 +800,7 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def open_redis_store(config: Config, offline: OfflineStore | None = None) -> RedisStore:
-    """The ``redis`` provider's factory (``ONLINE_PROVIDERS``); ``offline`` is not used.
+    """The ``redis`` provider's factory (:data:`fs_augment.backends.ONLINE_PROVIDERS`); ``offline`` is not used.
 
     Parameters
     ----------

@@ -623,3 +623,24 @@ def test_the_online_cache_keeps_values_not_absences(redis_client: redis.Redis, r
         assert adapter.online_get_features({"user_id": "new"}, demographics)["user_demographics:age"] == 41
         redis_client.set("user_demographics:age:new", "42")  # present values are served from the cache
         assert adapter.online_get_features({"user_id": "new"}, demographics)["user_demographics:age"] == 41
+
+
+def test_writer_goes_through_the_store_interface(redis_client: redis.Redis, redis_url: str) -> None:
+    frame = pd.DataFrame({"user_id": ["u1"], "age": [34]})
+    with store_for_url(redis_url) as store:
+        assert store.writable
+        assert write_namespace(frame, "user_demographics", store) == 1
+    assert redis_client.get("user_demographics:age:u1") == b"34"
+    wrapped = RedisStore.for_client(redis_client)
+    host, db = redis_host_and_db(redis_client)
+    assert wrapped.describe() == f"redis {host}/{db}"
+    assert write_namespace(frame.assign(age=[35]), "user_demographics", wrapped) == 1
+    wrapped.close()  # a client it was given stays open: its owner closes it
+    assert redis_client.get("user_demographics:age:u1") == b"35"
+
+
+def test_writer_to_an_unreachable_redis_is_store_unavailable() -> None:
+    frame = pd.DataFrame({"user_id": ["u1"], "age": [34]})
+    port = free_port()
+    with pytest.raises(StoreUnavailableError, match=rf"127\.0\.0\.1:{port}"):
+        write_namespace(frame, "user_demographics", f"redis://127.0.0.1:{port}/0")
