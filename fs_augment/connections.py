@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from fs_augment.adapter import FeatureStoreAdapter
 from fs_augment.backends import ONLINE_PROVIDERS, offline_backend
@@ -29,7 +28,7 @@ from fs_augment.config import (
     resolve_env_name,
 )
 from fs_augment.errors import ConfigError
-from fs_augment.monitoring import LookupMetrics, MetricsPusher, redact_url
+from fs_augment.monitoring import LookupMetrics, MetricsPusher
 from fs_augment.stores.base import OfflineStore, OnlineStore
 
 __all__ = ["close_all", "connect", "get_adapter", "open_offline_store", "open_online_store"]
@@ -88,11 +87,9 @@ def connect(
     ...                              [{"namespace": "user_demographics", "features": ["age"]}])
     {'user123': {'user_demographics:age': 34}}
     """
-    config = config if config is not None else load_config(env, config_dir)
+    config = config if config is not None else load_config(env, config_dir)  # checks the settings
     store = config.feature_store
     endpoint = store.monitoring_endpoint if store.enable_monitoring else None
-    if endpoint is not None:
-        check_monitoring_endpoint(endpoint, config)
     offline = open_offline_store(config)
     try:
         online = open_online_store(config, offline)
@@ -115,16 +112,6 @@ def connect(
         metrics=metrics,
         pusher=pusher,
     )
-
-
-def check_monitoring_endpoint(endpoint: str, config: Config) -> None:
-    """Raise :class:`ConfigError` unless ``endpoint`` is an ``http(s)://`` URL (never shown whole)."""
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"{config.config_dir}: feature_store.monitoring_endpoint of environment {config.env!r} must be an "
-            f"http:// or https:// URL, got {redact_url(endpoint)!r}"
-        )
 
 
 # --- shared adapters ---------------------------------------------------------------

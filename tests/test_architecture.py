@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fs_augment"
 
 #: Modules below the stores: pure logic, no I/O against a store.
 PURE = {"fs_augment.errors", "fs_augment.keys", "fs_augment.config", "fs_augment.recipe",
-        "fs_augment.backends"}
+        "fs_augment.backends", "fs_augment.settings"}
 #: What no module in fs_augment/stores/ may import.
 ABOVE_STORES = {"fs_augment.adapter", "fs_augment.monitoring", "fs_augment.connections", "fs_augment.stores"}
 

@@ -77,7 +77,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fs_augment.errors import (
-    ConfigError,
     FeatureNotFoundError,
     FsAugmentError,
     SpineError,
@@ -811,12 +810,7 @@ def open_bigquery_store(config: Config) -> BigQueryOfflineStore:
     """
     store = config.feature_store
     info = store.connection_info
-    if info.offline_store_uri is None:
-        raise ConfigError(f"environment {config.env!r}: feature_store.connection_info.offline_store_uri is not set")
-    try:
-        project, dataset = parse_bigquery_uri(info.offline_store_uri)
-    except ConfigError as exc:
-        raise ConfigError(f"environment {config.env!r}: feature_store.connection_info.{exc}") from None
+    project, dataset = parse_bigquery_uri(info.offline_store_uri or "")  # its shape was checked on loading
     return BigQueryOfflineStore(
         project,
         dataset,

@@ -76,7 +76,8 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
-from fs_augment.config import Config, Secret
+from fs_augment.backends import redis_tls_problem
+from fs_augment.config import Config, FeatureStoreConfig, Secret
 from fs_augment.errors import ConfigError, StoreError, StoreUnavailableError
 from fs_augment.keys import decode_values, feature_key
 from fs_augment.stores.base import FeatureRequest, OfflineStore, OnlineStore
@@ -113,9 +114,19 @@ _AUTH = (AuthenticationError, AuthorizationError, AuthenticationWrongNumberOfArg
 _GLOB_SPECIALS = str.maketrans({c: "\\" + c for c in "\\*?[]"})
 
 
+_STORE = FeatureStoreConfig()  # the declared defaults (fs_augment.config), the options' defaults too
+_INFO = _STORE.connection_info
+
+
 @dataclass(frozen=True)
 class RedisOptions:
     """How to reach one environment's Redis; built from a config by :meth:`from_config`.
+
+    The settings are declared (type, default, bounds, help) once, in
+    :class:`~fs_augment.backends.RedisSettings` and
+    :class:`~fs_augment.config.FeatureStoreConfig`, and checked when the
+    config loads; these options are what a client is built from, with the
+    same defaults.
 
     Parameters
     ----------
@@ -154,19 +165,19 @@ class RedisOptions:
     'cache.internal:6380/2'
     """
 
-    host: str = "localhost:6379"
-    db: int = 0
-    username: str | None = None
-    password: Secret | None = field(default=None, repr=False)
-    ssl_ca_certs: str | None = None
-    mode: str = "auto"
-    pool_size: int = 50
-    timeout: float = 5.0
-    retry_attempts: int = 3
-    retry_deadline: float | None = None
-    batch_chunk_size: int = 10_000
+    host: str = _INFO.redis_host
+    db: int = _INFO.redis_db
+    username: str | None = _INFO.redis_username
+    password: Secret | None = field(default=_INFO.redis_password, repr=False)
+    ssl_ca_certs: str | None = _INFO.redis_ssl_ca_certs
+    mode: str = _INFO.redis_mode
+    pool_size: int = _STORE.connection_pool_size
+    timeout: float = _STORE.connection_timeout / 1000
+    retry_attempts: int = _STORE.retry_attempts
+    retry_deadline: float | None = _STORE.retry_deadline
+    batch_chunk_size: int = _STORE.batch_chunk_size
     env: str = "custom"
-    debug: bool = False
+    debug: bool = _STORE.enable_debug_logging
 
     @classmethod
     def from_config(cls, config: Config) -> RedisOptions:
@@ -237,11 +248,9 @@ def _retry(attempts: int) -> Retry:
 
 def _connection_kwargs(options: RedisOptions) -> dict[str, Any]:
     """Keyword arguments shared by standalone and cluster connections."""
-    if options.ssl_ca_certs is not None and not options.uses_tls:
-        raise ConfigError(
-            f"environment {options.env!r}: feature_store.connection_info.redis_ssl_ca_certs is set but "
-            f"redis_host is a redis:// URL; use rediss://{options.address} for TLS"
-        )
+    problem = redis_tls_problem(options.host, options.ssl_ca_certs)
+    if problem is not None:  # checked when a config loads; options built by hand are checked here
+        raise ConfigError(f"environment {options.env!r}: feature_store.connection_info.redis_ssl_ca_certs {problem}")
     kwargs: dict[str, Any] = {
         "socket_connect_timeout": options.timeout,
         "socket_timeout": options.timeout,
@@ -293,7 +302,9 @@ def build_cluster_client(options: RedisOptions) -> RedisCluster:
     Raises
     ------
     ConfigError
-        ``redis_db`` (or the URL's database) is not 0: a cluster has only database 0.
+        ``redis_db`` (or the URL's database) is not 0: a cluster has only database 0
+        (checked when a config with ``redis_mode: cluster`` loads; with ``auto``
+        the cluster is found only here).
     """
     if options.database != 0:
         raise ConfigError(
