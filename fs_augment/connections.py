@@ -1,20 +1,26 @@
-"""The composition root: :func:`connect` builds an environment's adapter, and the shared adapters.
+"""The composition root: :func:`connect` builds an environment's adapter; which adapter an augmenter uses.
 
 :func:`connect` is the one place where the pieces meet: the configuration is
-loaded, the backends it names are looked up in :mod:`fs_augment.backends` and
-opened, the lookup metrics (and their pusher, with monitoring on) are created,
-and a :class:`~fs_augment.adapter.FeatureStoreAdapter` is handed out. Nothing
-below this module (config, stores) knows about the adapter or monitoring.
+loaded (and checked), the backends it names are looked up in
+:mod:`fs_augment.backends` and opened, the lookup metrics (and their pusher, with
+monitoring on) are created, and a :class:`~fs_augment.adapter.FeatureStoreAdapter`
+is handed out. Nothing below this module (config, stores) knows about the
+adapter or monitoring.
 
 Augmenters never hold a connection themselves (a pickle carries none): they ask
-:func:`get_adapter`, at transform time, for the shared adapter of the environment
-where they run, one per (environment, config folder) in this process.
+here, at fit and transform time, for their adapter. Inside ``with use(adapter):``
+that is ``adapter`` (for the current thread or asyncio task only); elsewhere it
+is the shared adapter of the environment where they run, one per (environment,
+config folder) in this process, opened on first use.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from fs_augment.adapter import FeatureStoreAdapter
@@ -31,8 +37,8 @@ from fs_augment.errors import ConfigError
 from fs_augment.monitoring import LookupMetrics, MetricsPusher
 from fs_augment.stores.base import OfflineStore, OnlineStore
 
-__all__ = ["close_all", "connect", "get_adapter", "open_offline_store", "open_online_store"]
-
+__all__ = ["close_all", "connect", "current_adapter", "get_adapter", "open_offline_store", "open_online_store",
+           "use"]
 
 def open_online_store(config: Config, offline: OfflineStore | None = None) -> OnlineStore:
     """The online store of an environment's ``provider`` (not connected yet)."""
@@ -114,7 +120,9 @@ def connect(
     )
 
 
-# --- shared adapters ---------------------------------------------------------------
+# --- which adapter augmenters use ------------------------------------------------------
+
+_given: ContextVar[FeatureStoreAdapter | None] = ContextVar("fs_augment_adapter", default=None)
 
 _lock = threading.Lock()
 _adapters: dict[tuple[str, str], FeatureStoreAdapter] = {}
@@ -124,11 +132,24 @@ _by_request: dict[tuple[object, object, str | None, str | None], FeatureStoreAda
 
 
 def get_adapter(env: str | None = None, config_dir: str | os.PathLike[str] | None = None) -> FeatureStoreAdapter:
-    """The shared adapter of an environment, opened on first use.
+    """The adapter given with :func:`use`, else the shared adapter of an environment, opened on first use.
 
     ``env`` and ``config_dir`` default to ``$FS_AUGMENT_ENV`` / ``$FS_AUGMENT_CONFIG_DIR``
     read now, so the environment is chosen where the code runs.
+
+    Raises
+    ------
+    ConfigError
+        ``env`` names another environment than the adapter given with :func:`use`.
     """
+    given = _given.get()
+    if given is not None:
+        if env is not None and env != given.env:
+            raise ConfigError(
+                f"an augmenter pinned to environment {env!r} runs inside fs_augment.use() of an adapter of "
+                f"environment {given.env!r}; unpin it (env=None) or use an adapter of {env!r}"
+            )
+        return given
     request = (env, config_dir, os.environ.get(ENV_VARIABLE), os.environ.get(CONFIG_DIR_VARIABLE))
     if config_dir is not None or request[3]:  # a relative ./config moves with cwd
         adapter = _by_request.get(request)
@@ -156,3 +177,52 @@ def close_all() -> None:
         _by_request.clear()
     for adapter in adapters:
         adapter.close()
+
+
+@contextmanager
+def use(adapter: FeatureStoreAdapter) -> Iterator[FeatureStoreAdapter]:
+    """Make every augmenter inside the block look features up through ``adapter``.
+
+    The process environment is neither read nor written: the choice holds for the
+    current thread (or asyncio task) until the block ends, and blocks nest. An
+    augmenter pinned to another environment (``env=...``) raises
+    :class:`~fs_augment.errors.ConfigError` inside the block. ``adapter`` is not
+    closed at the end; open and close it with ``with fs_augment.connect(...)``.
+    Worker processes (joblib's, Spark's) do not see the choice: they resolve their
+    environment where they run (``FS_AUGMENT_ENV``).
+
+    Parameters
+    ----------
+    adapter : FeatureStoreAdapter
+        The adapter to use, e.g. from :func:`fs_augment.connect`.
+
+    Yields
+    ------
+    FeatureStoreAdapter
+        ``adapter``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import fs_augment
+    >>> from fs_augment.demo import write_demo_data
+    >>> project = write_demo_data(tempfile.mkdtemp(), users=20, products=5, rows=50)
+    >>> with fs_augment.connect("local", project.config_dir) as adapter, fs_augment.use(adapter):
+    ...     fs_augment.connections.current_adapter() is adapter
+    True
+    >>> fs_augment.connections.current_adapter() is None
+    True
+    """
+    if not hasattr(adapter, "lookup_columns"):
+        raise TypeError(
+            f"fs_augment.use() takes a FeatureStoreAdapter (from fs_augment.connect()), got {type(adapter).__name__}")
+    token = _given.set(adapter)
+    try:
+        yield adapter
+    finally:
+        _given.reset(token)
+
+
+def current_adapter() -> FeatureStoreAdapter | None:
+    """The adapter given with :func:`use` for the current thread or task, else None."""
+    return _given.get()
