@@ -87,11 +87,14 @@ def connect(
 
     Examples
     --------
+    >>> import tempfile
     >>> import fs_augment
-    >>> with fs_augment.connect("local", "config") as store:  # doctest: +SKIP
-    ...     store.batch_get_features([{"user_id": "user123"}],
+    >>> from fs_augment.demo import write_demo_data
+    >>> project = write_demo_data(tempfile.mkdtemp(), users=20, products=5, rows=50)
+    >>> with fs_augment.connect("local", project.config_dir) as store:
+    ...     store.batch_get_features([{"user_id": "user1"}],
     ...                              [{"namespace": "user_demographics", "features": ["age"]}])
-    {'user123': {'user_demographics:age': 34}}
+    {'user1': {'user_demographics:age': 26}}
     """
     config = config if config is not None else load_config(env, config_dir)  # checks the settings
     store = config.feature_store
