@@ -47,7 +47,7 @@ def test_the_config_reference_lists_every_setting_with_its_real_default(tmp_path
         for part in r["key"].split("."):
             node = node[part]  # every documented key exists in the loaded configuration ...
         assert r["default"] == ("" if node is None else repr(node)), r["key"]  # ... with that default
-        assert r["accepts"], r["key"]
+        assert r["help"], r["key"]  # declared with one line of help
     with pytest.raises(ConfigError, match="unknown key"):  # and a key the table lacks is refused
         (tmp_path / "other.yaml").write_text(yaml.safe_dump(nested("feature_store.not_a_setting", 1)))
         load_config("other", tmp_path)
