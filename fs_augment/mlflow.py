@@ -6,6 +6,23 @@ it to online lookups, so ``mlflow models serve`` answers a request of entity
 keys with the features of the serving environment (``FS_AUGMENT_ENV``), read
 live, through the same code the pipeline was trained with.
 
+The logged model is self-contained: it ships a wheel of the fs_augment code
+that pickled the pipeline (``artifacts/fs_augment-<version>-py3-none-any.whl``)
+and its ``requirements.txt`` names that file, beside the installed versions of
+the libraries the pipeline needs, so ``mlflow models serve`` with any env
+manager, ``mlflow models build-docker`` or a plain
+``pip install -r requirements.txt`` run in the model's folder rebuilds an
+environment that loads it. A wheel rather than MLflow's ``code_paths``: pip
+installs it as the package it is, with its version, its declared dependencies
+and its console script, and where fs_augment is already installed
+(``--env-manager local`` serving, loading in process) nothing changes.
+``code_paths`` puts a copy of the package first on ``sys.path`` when the model
+loads: a process that imported fs_augment before keeps its own copy, one that
+did not imports the model's, so which code runs would depend on import order,
+and the dependencies would have to be listed by hand. MLflow reads a
+requirement that is a relative path from the model's folder (it runs pip
+there), as for the wheels of its own ``add_libraries_to_model``.
+
 mlflow is imported here only; ``import fs_augment`` never imports it.
 """
 
@@ -23,6 +40,7 @@ from typing import Any
 
 import pandas as pd
 
+from fs_augment._wheel import build_wheel
 from fs_augment.errors import FsAugmentError, require
 
 __all__ = ["AugmentedModel", "find_augmenters", "load_model", "log_model", "set_lookup_mode"]
@@ -33,6 +51,9 @@ _PIPELINE = "pipeline"
 _RECIPE = "recipe"
 _MANIFEST = "feature_manifest"
 _STATS = "feature_stats"
+_WHEEL = "fs_augment_wheel"
+#: Where MLflow puts a pyfunc model's artifacts, relative to the model's folder.
+_ARTIFACTS_FOLDER = "artifacts"
 _PREDICT_METHODS = ("predict", "predict_proba", "transform")
 
 mlflow = require("mlflow", "mlflow")
@@ -198,9 +219,12 @@ def log_model(
     predict_method : {"predict", "predict_proba", "transform"}
         What the served model returns by default.
     pip_requirements : list of str, optional
-        Requirements recorded with the model; by default the installed
-        versions of fs_augment, scikit-learn, pandas and redis (inference of
-        requirements is slow and is not used).
+        Requirements recorded with the model. By default the wheel of
+        fs_augment the model ships (``artifacts/fs_augment-<version>-py3-none-any.whl``,
+        read from the model's folder) and the installed versions of the
+        libraries it needs (scikit-learn, pandas, numpy, pyarrow, redis,
+        hiredis, duckdb, orjson, pyyaml, mlflow); inference of requirements is
+        slow and is not used. The wheel is shipped either way.
     **kwargs
         Passed on to :func:`mlflow.pyfunc.log_model`.
 
@@ -265,6 +289,7 @@ def log_model(
         (folder / "recipe.yaml").write_text(recipe_text, encoding="utf-8")
         (folder / "feature_manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
         (folder / "feature_stats.json").write_text(json.dumps(stats, indent=2, default=str), encoding="utf-8")
+        wheel = build_wheel(folder)
         with _batch_validation():
             info = mlflow.pyfunc.log_model(
                 name=name,
@@ -274,11 +299,12 @@ def log_model(
                     _RECIPE: str(folder / "recipe.yaml"),
                     _MANIFEST: str(folder / "feature_manifest.json"),
                     _STATS: str(folder / "feature_stats.json"),
+                    _WHEEL: str(wheel),
                 },
                 signature=signature,
                 input_example=input_example,
                 registered_model_name=registered_model_name,
-                pip_requirements=pip_requirements if pip_requirements is not None else _requirements(),
+                pip_requirements=pip_requirements if pip_requirements is not None else _requirements(wheel.name),
                 model_config={"lookup_mode": "online", "predict_method": predict_method},
                 **kwargs,
             )
@@ -307,11 +333,12 @@ def load_model(model_uri: str, *, mode: str = "online") -> Any:
     return mlflow.pyfunc.load_model(model_uri, model_config={"lookup_mode": mode})
 
 
-def _requirements() -> list[str]:
+def _requirements(wheel: str) -> list[str]:
+    """The shipped wheel (a path from the model's folder) and the installed versions of what it needs."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = []
-    for package in ("fs_augment", "scikit-learn", "pandas", "numpy", "pyarrow", "redis", "duckdb", "orjson",
+    out = [f"{_ARTIFACTS_FOLDER}/{wheel}"]
+    for package in ("scikit-learn", "pandas", "numpy", "pyarrow", "redis", "hiredis", "duckdb", "orjson",
                     "pyyaml", "mlflow"):
         try:
             out.append(f"{package}=={version(package)}")

@@ -184,6 +184,61 @@ def test_logged_model_serves_online_lookups_with_batch_parity(project, tmp_path)
         server.stop()
 
 
+_LOAD_AND_PREDICT = """
+import json, sys
+import mlflow.pyfunc, pandas as pd
+import fs_augment
+model = mlflow.pyfunc.load_model(sys.argv[1])
+frame = pd.DataFrame(json.loads(sys.argv[2]))
+print(json.dumps({"fs_augment": fs_augment.__file__,
+                  "predict": model.predict(frame).tolist(),
+                  "predict_proba": model.predict(frame, params={"predict_method": "predict_proba"}).tolist()}))
+"""
+
+
+def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    assert done.returncode == 0, f"{' '.join(map(str, command))} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.mark.slow
+def test_logged_model_rebuilds_in_a_fresh_virtual_environment(project, tmp_path):
+    """Only the model's own files: pip installs its requirements.txt in its folder, then pyfunc loads it."""
+    import mlflow
+
+    import fs_augment
+
+    pipe, X = fitted_pipeline(project["ages"])
+    with mlflow.start_run():
+        info = fs_mlflow.log_model(pipe, "model", input_example=X.head(3))
+    model_dir = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "model")))
+    requirements = (model_dir / "requirements.txt").read_text().split()
+    wheel = f"artifacts/fs_augment-{fs_augment.__version__}-py3-none-any.whl"
+    assert [r for r in requirements if "fs_augment" in r] == [wheel]  # nothing for pip to find on an index
+    assert (model_dir / wheel).is_file()
+
+    new = pd.DataFrame({"user_id": ["u1", "u9", "u15", "nobody", "u3"],
+                        "product_id": ["p1", "p2", "p3", "p1", None]})
+    expected = fs_mlflow.load_model(info.model_uri).predict(new)
+    np.testing.assert_array_equal(np.asarray(expected), pipe.predict(new))
+
+    # nothing of this process's: no PYTHONPATH to the source tree, a venv without site packages
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], env=env, timeout=120)
+    python = str(venv / "bin" / "python")
+    # --no-compile: the same files, bytecode left to the first import (halves the install on 2 cores)
+    _run([python, "-m", "pip", "install", "-q", "--no-compile", "-r", "requirements.txt"], cwd=model_dir, env=env,
+         timeout=240)
+    done = _run([python, "-c", _LOAD_AND_PREDICT, str(model_dir), new.to_json(orient="records")],
+                cwd=tmp_path, env=env, timeout=120)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert Path(result["fs_augment"]).is_relative_to(venv)
+    assert result["predict"] == np.asarray(expected).tolist()
+    np.testing.assert_allclose(np.asarray(result["predict_proba"]), pipe.predict_proba(new), rtol=0, atol=1e-12)
+
+
 def test_artifacts_carry_recipe_manifest_stats_and_no_secrets(project):
     import mlflow
 
