@@ -9,8 +9,10 @@ console script); without an installed distribution of the same version (the
 package only on ``sys.path``) it gets the name and version alone.
 
 The archive is a plain PEP 427 wheel, ``py3-none-any`` (the package is pure
-Python), and reproducible: entries sorted, timestamps fixed, so the same code
-gives the same bytes.
+Python), with the build number ``1``: the tie-breaker PEP 427 gives build
+numbers, so pip prefers it to a file of the same version an index may offer
+(without one pip takes the index's). It is reproducible: entries sorted,
+timestamps fixed, so the same code gives the same bytes.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["WHEEL_TAG", "build_wheel", "wheel_name"]
+__all__ = ["BUILD_NUMBER", "WHEEL_TAG", "build_wheel", "wheel_name"]
 
 WHEEL_TAG = "py3-none-any"
+BUILD_NUMBER = "1"
 _DISTRIBUTION = "fs_augment"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _SKIPPED_DIRECTORIES = {"__pycache__"}
@@ -36,9 +39,9 @@ def wheel_name(version: str) -> str:
     Examples
     --------
     >>> wheel_name("0.1.0")
-    'fs_augment-0.1.0-py3-none-any.whl'
+    'fs_augment-0.1.0-1-py3-none-any.whl'
     """
-    return f"{_DISTRIBUTION}-{version}-{WHEEL_TAG}.whl"
+    return f"{_DISTRIBUTION}-{version}-{BUILD_NUMBER}-{WHEEL_TAG}.whl"
 
 
 def _record_hash(data: bytes) -> str:
@@ -95,7 +98,8 @@ def build_wheel(directory: str | Path, package_dir: str | Path | None = None, ve
     version = version or fs_augment.__version__
     dist_info = f"{_DISTRIBUTION}-{version}.dist-info"
     metadata_text, entry_points = _metadata(version)
-    wheel_text = f"Wheel-Version: 1.0\nGenerator: fs_augment {version}\nRoot-Is-Purelib: true\nTag: {WHEEL_TAG}\n"
+    wheel_text = (f"Wheel-Version: 1.0\nGenerator: fs_augment {version}\nRoot-Is-Purelib: true\n"
+                  f"Tag: {WHEEL_TAG}\nBuild: {BUILD_NUMBER}\n")
 
     entries: list[tuple[str, bytes]] = [(name, path.read_bytes()) for name, path in _package_files(package_dir)]
     entries.append((f"{dist_info}/METADATA", metadata_text.encode("utf-8")))

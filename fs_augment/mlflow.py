@@ -7,21 +7,26 @@ keys with the features of the serving environment (``FS_AUGMENT_ENV``), read
 live, through the same code the pipeline was trained with.
 
 The logged model is self-contained: it ships a wheel of the fs_augment code
-that pickled the pipeline (``artifacts/fs_augment-<version>-py3-none-any.whl``)
-and its ``requirements.txt`` names that file, beside the installed versions of
-the libraries the pipeline needs, so ``mlflow models serve`` with any env
-manager, ``mlflow models build-docker`` or a plain
-``pip install -r requirements.txt`` run in the model's folder rebuilds an
-environment that loads it. A wheel rather than MLflow's ``code_paths``: pip
-installs it as the package it is, with its version, its declared dependencies
-and its console script, and where fs_augment is already installed
-(``--env-manager local`` serving, loading in process) nothing changes.
-``code_paths`` puts a copy of the package first on ``sys.path`` when the model
-loads: a process that imported fs_augment before keeps its own copy, one that
-did not imports the model's, so which code runs would depend on import order,
-and the dependencies would have to be listed by hand. MLflow reads a
-requirement that is a relative path from the model's folder (it runs pip
-there), as for the wheels of its own ``add_libraries_to_model``.
+that pickled the pipeline (``artifacts/wheels/fs_augment-<version>-1-py3-none-any.whl``),
+and its ``requirements.txt`` says where to find it (``--find-links
+artifacts/wheels``, which pip reads from the requirements file's folder
+wherever it runs) beside ``fs_augment==<version>`` and the installed versions
+of the libraries the pipeline needs. So ``mlflow models serve
+--env-manager virtualenv``, ``mlflow models build-docker`` or ``pip install
+-r requirements.txt`` rebuild an environment that loads it, with nothing but
+a package index for the libraries; the wheel's build number makes pip prefer
+it to an index's file of the same version.
+
+A wheel rather than MLflow's ``code_paths``: pip installs it as the package
+it is, with its version, its declared dependencies and its console script, and
+where fs_augment is already installed (``--env-manager local`` serving,
+loading in process) nothing changes. ``code_paths`` puts a copy of the package
+first on ``sys.path`` when the model loads: a process that imported
+fs_augment before keeps its own copy, one that did not imports the model's, so
+which code runs would depend on import order, and the dependencies would have
+to be listed by hand. A path to the wheel in ``requirements.txt`` (what
+MLflow's ``add_libraries_to_model`` writes) is read from the folder pip runs
+in, which is not the model's in the image ``build-docker`` makes.
 
 mlflow is imported here only; ``import fs_augment`` never imports it.
 """
@@ -51,9 +56,9 @@ _PIPELINE = "pipeline"
 _RECIPE = "recipe"
 _MANIFEST = "feature_manifest"
 _STATS = "feature_stats"
-_WHEEL = "fs_augment_wheel"
-#: Where MLflow puts a pyfunc model's artifacts, relative to the model's folder.
-_ARTIFACTS_FOLDER = "artifacts"
+_WHEELS = "wheels"
+#: Where the wheel is, relative to the model's folder (MLflow puts a pyfunc model's artifacts in ``artifacts``).
+_WHEELS_FOLDER = "artifacts/wheels"
 _PREDICT_METHODS = ("predict", "predict_proba", "transform")
 
 mlflow = require("mlflow", "mlflow")
@@ -219,12 +224,12 @@ def log_model(
     predict_method : {"predict", "predict_proba", "transform"}
         What the served model returns by default.
     pip_requirements : list of str, optional
-        Requirements recorded with the model. By default the wheel of
-        fs_augment the model ships (``artifacts/fs_augment-<version>-py3-none-any.whl``,
-        read from the model's folder) and the installed versions of the
-        libraries it needs (scikit-learn, pandas, numpy, pyarrow, redis,
-        hiredis, duckdb, orjson, pyyaml, mlflow); inference of requirements is
-        slow and is not used. The wheel is shipped either way.
+        Requirements recorded with the model. By default fs_augment at its
+        version from the wheel the model ships (``--find-links
+        artifacts/wheels``) and the installed versions of the libraries it
+        needs (scikit-learn, pandas, numpy, pyarrow, redis, hiredis, duckdb,
+        orjson, pyyaml, mlflow); inference of requirements is slow and is not
+        used. The wheel is shipped either way.
     **kwargs
         Passed on to :func:`mlflow.pyfunc.log_model`.
 
@@ -289,7 +294,8 @@ def log_model(
         (folder / "recipe.yaml").write_text(recipe_text, encoding="utf-8")
         (folder / "feature_manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
         (folder / "feature_stats.json").write_text(json.dumps(stats, indent=2, default=str), encoding="utf-8")
-        wheel = build_wheel(folder)
+        (folder / _WHEELS).mkdir()
+        build_wheel(folder / _WHEELS)
         with _batch_validation():
             info = mlflow.pyfunc.log_model(
                 name=name,
@@ -299,12 +305,12 @@ def log_model(
                     _RECIPE: str(folder / "recipe.yaml"),
                     _MANIFEST: str(folder / "feature_manifest.json"),
                     _STATS: str(folder / "feature_stats.json"),
-                    _WHEEL: str(wheel),
+                    _WHEELS: str(folder / _WHEELS),
                 },
                 signature=signature,
                 input_example=input_example,
                 registered_model_name=registered_model_name,
-                pip_requirements=pip_requirements if pip_requirements is not None else _requirements(wheel.name),
+                pip_requirements=pip_requirements if pip_requirements is not None else _requirements(),
                 model_config={"lookup_mode": "online", "predict_method": predict_method},
                 **kwargs,
             )
@@ -333,11 +339,14 @@ def load_model(model_uri: str, *, mode: str = "online") -> Any:
     return mlflow.pyfunc.load_model(model_uri, model_config={"lookup_mode": mode})
 
 
-def _requirements(wheel: str) -> list[str]:
-    """The shipped wheel (a path from the model's folder) and the installed versions of what it needs."""
+def _requirements() -> list[str]:
+    """fs_augment from the shipped wheel, and the installed versions of what it needs."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = [f"{_ARTIFACTS_FOLDER}/{wheel}"]
+    import fs_augment
+
+    # pip reads a relative --find-links from the requirements file's folder, wherever it runs
+    out = [f"--find-links {_WHEELS_FOLDER}", f"fs_augment=={fs_augment.__version__}"]
     for package in ("scikit-learn", "pandas", "numpy", "pyarrow", "redis", "hiredis", "duckdb", "orjson",
                     "pyyaml", "mlflow"):
         try:

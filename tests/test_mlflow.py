@@ -21,8 +21,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.tree import DecisionTreeClassifier
 
+import fs_augment
 import fs_augment.mlflow as fs_mlflow
 from fs_augment import FeatureStoreAugmenter
+from fs_augment._wheel import build_wheel, wheel_name
 from fs_augment.connections import close_all
 from fs_augment.keys import encode_value, feature_key
 from tests.conftest import redis_host_and_db
@@ -204,39 +206,63 @@ def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_logged_model_rebuilds_in_a_fresh_virtual_environment(project, tmp_path):
-    """Only the model's own files: pip installs its requirements.txt in its folder, then pyfunc loads it."""
+    """Only the model's own files: a new venv, pip install -r the model's requirements.txt, pyfunc loads it."""
     import mlflow
-
-    import fs_augment
 
     pipe, X = fitted_pipeline(project["ages"])
     with mlflow.start_run():
         info = fs_mlflow.log_model(pipe, "model", input_example=X.head(3))
     model_dir = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "model")))
-    requirements = (model_dir / "requirements.txt").read_text().split()
-    wheel = f"artifacts/fs_augment-{fs_augment.__version__}-py3-none-any.whl"
-    assert [r for r in requirements if "fs_augment" in r] == [wheel]  # nothing for pip to find on an index
-    assert (model_dir / wheel).is_file()
+    requirements = (model_dir / "requirements.txt").read_text().splitlines()
+    assert requirements[:2] == ["--find-links artifacts/wheels", f"fs_augment=={fs_augment.__version__}"]
+    assert (model_dir / "artifacts" / "wheels" / wheel_name(fs_augment.__version__)).is_file()
 
     new = pd.DataFrame({"user_id": ["u1", "u9", "u15", "nobody", "u3"],
                         "product_id": ["p1", "p2", "p3", "p1", None]})
     expected = fs_mlflow.load_model(info.model_uri).predict(new)
     np.testing.assert_array_equal(np.asarray(expected), pipe.predict(new))
 
-    # nothing of this process's: no PYTHONPATH to the source tree, a venv without site packages
+    # nothing of this process's: no PYTHONPATH to the source tree, a venv without site packages, and pip
+    # run outside the model's folder (as in the image build-docker makes)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], env=env, timeout=120)
     python = str(venv / "bin" / "python")
     # --no-compile: the same files, bytecode left to the first import (halves the install on 2 cores)
-    _run([python, "-m", "pip", "install", "-q", "--no-compile", "-r", "requirements.txt"], cwd=model_dir, env=env,
-         timeout=240)
+    _run([python, "-m", "pip", "install", "-q", "--no-compile", "-r", str(model_dir / "requirements.txt")],
+         cwd=tmp_path, env=env, timeout=240)
     done = _run([python, "-c", _LOAD_AND_PREDICT, str(model_dir), new.to_json(orient="records")],
                 cwd=tmp_path, env=env, timeout=120)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert Path(result["fs_augment"]).is_relative_to(venv)
     assert result["predict"] == np.asarray(expected).tolist()
     np.testing.assert_allclose(np.asarray(result["predict_proba"]), pipe.predict_proba(new), rtol=0, atol=1e-12)
+
+
+def test_pip_takes_the_shipped_wheel_over_an_index_file_of_the_same_version(project, tmp_path):
+    """An index that has fs_augment at this version (other code) does not win over the model's wheel."""
+    import mlflow
+
+    pipe, X = fitted_pipeline(project["ages"])
+    with mlflow.start_run():
+        info = fs_mlflow.log_model(pipe, "model", input_example=X.head(2))
+    model_dir = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "model")))
+    other = tmp_path / "other" / "fs_augment"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("__version__ = 'someone else'\n")
+    index = tmp_path / "index" / "fs-augment"
+    index.mkdir(parents=True)
+    published = build_wheel(index, package_dir=other)
+    published = published.rename(index / published.name.replace("-1-", "-"))  # as an index would hold it
+    (index / "index.html").write_text(f'<a href="{published.name}">{published.name}</a>')
+
+    report = tmp_path / "report.json"
+    _run([sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--no-deps", "--ignore-installed",
+          "--report", str(report), "--extra-index-url", (tmp_path / "index").as_uri(),
+          "-r", str(model_dir / "requirements.txt")], cwd=tmp_path, timeout=120)
+    installs = json.loads(report.read_text())["install"]
+    chosen = {item["metadata"]["name"]: item["download_info"]["url"] for item in installs}
+    assert chosen["fs_augment"] == (model_dir / "artifacts" / "wheels" / wheel_name(fs_augment.__version__)).as_uri()
 
 
 def test_artifacts_carry_recipe_manifest_stats_and_no_secrets(project):

@@ -30,7 +30,8 @@ def test_wheel_holds_the_imported_package_with_a_valid_record(tmp_path):
     dist_info = f"fs_augment-{fs_augment.__version__}.dist-info"
     metadata = entries[f"{dist_info}/METADATA"].decode()
     assert f"Version: {fs_augment.__version__}" in metadata and "Requires-Dist: pandas" in metadata
-    assert "Tag: py3-none-any" in entries[f"{dist_info}/WHEEL"].decode()
+    assert wheel.name == f"fs_augment-{fs_augment.__version__}-1-py3-none-any.whl"
+    assert {"Tag: py3-none-any", "Build: 1"} <= set(entries[f"{dist_info}/WHEEL"].decode().splitlines())
     assert "fs-augment = fs_augment.cli:main" in entries[f"{dist_info}/entry_points.txt"].decode()
     record = {}
     for line in entries[f"{dist_info}/RECORD"].decode().splitlines():
