@@ -63,8 +63,10 @@ _PREDICT_METHODS = ("predict", "predict_proba", "transform")
 
 mlflow = require("mlflow", "mlflow")
 from mlflow.models import ModelSignature  # noqa: E402
-from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema  # noqa: E402
+from mlflow.types.schema import AnyType, ColSpec, DataType, ParamSchema, ParamSpec, Schema  # noqa: E402
 
+#: kind of an input column at fit (fs_augment.dtypes.input_kind) -> its type in the model's signature
+_SIGNATURE_TYPES = {"str": "string", "int": "long", "float": "double", "bool": "boolean"}
 _INNER_ESTIMATORS = (("best_estimator_", "estimator"), ("estimator_", "base_estimator"),
                      ("regressor_", "regressor"), ("final_estimator_", "final_estimator"))
 
@@ -176,12 +178,30 @@ def _manifest(augmenters: list[Any]) -> dict[str, Any]:
     return {"augmenters": items}
 
 
-def _input_columns(augmenters: list[Any]) -> list[str]:
-    columns: dict[str, None] = {}
+def _input_schema(augmenters: list[Any]) -> Schema:
+    """The served model's input columns, each typed as seen at fit where that is unambiguous.
+
+    Text ids are ``string`` and integer ids ``long``, so ``mlflow models serve``
+    can read ``text/csv`` requests (its CSV reader needs every column typed) and
+    still casts JSON ids of the other kind (``7`` to a ``string`` column, ``"7"``
+    to a ``long`` one). Floats are ``double`` and bools ``boolean``. A column is
+    ``any`` where its kind was ambiguous (mixed, integers with missing values
+    at fit), where augmenters saw it differently, and for the timestamp column
+    (optional: a served model fills it with now), whose times neither JSON nor
+    MLflow's CSV reader carry as a type: such a model takes JSON requests only.
+    """
+    kinds: dict[str, set[str]] = {}
     for augmenter in augmenters:
+        seen = getattr(augmenter, "input_kinds_", {})  # absent from augmenters pickled before it was recorded
         for column in augmenter.feature_names_in_:
-            columns[str(column)] = None
-    return list(columns)
+            kinds.setdefault(str(column), set()).add(seen.get(column, "object"))
+    times = {a.recipe_.timestamp_column for a in augmenters if a.recipe_.timestamp_column}
+    columns = []
+    for column, seen in kinds.items():
+        kind = next(iter(seen)) if len(seen) == 1 and column not in times else "object"
+        type_ = DataType[_SIGNATURE_TYPES[kind]] if kind in _SIGNATURE_TYPES else AnyType()
+        columns.append(ColSpec(type_, column, required=column not in times))
+    return Schema(columns)
 
 
 @contextmanager
@@ -251,10 +271,7 @@ def log_model(
     if predict_method not in _PREDICT_METHODS:
         raise FsAugmentError(f"predict_method must be one of {', '.join(_PREDICT_METHODS)}, got {predict_method!r}")
 
-    # a served model fills in a missing timestamp column with "now" (AugmentedModel.predict): optional input
-    times = {a.recipe_.timestamp_column for a in augmenters if a.recipe_.timestamp_column}
-    inputs = Schema([ColSpec(AnyType(), column, required=column not in times)
-                     for column in _input_columns(augmenters)])
+    inputs = _input_schema(augmenters)
     output_schema = None
     for augmenter in augmenters:
         if augmenter.env is not None or augmenter.config_dir is not None:
