@@ -27,6 +27,7 @@ from fs_augment import dtypes
 from fs_augment.connections import get_adapter
 from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
 from fs_augment.keys import entity_texts, entity_to_text
+from fs_augment.plan import LookupPlan
 from fs_augment.recipe import Recipe, load_recipe
 
 __all__ = ["MODE_VARIABLE", "FeatureStoreAugmenter"]
@@ -37,6 +38,15 @@ _MODES = ("auto", "batch", "online")
 #: Frames up to this many rows are looked up online in one round trip; larger ones in chunks.
 ONLINE_MAX_ROWS = 1000
 _NO_DEFAULT = object()
+
+
+def _as_pandas(X: Any) -> Any:
+    """``X`` as a pandas DataFrame when it is a polars DataFrame (converted once, here); else ``X`` itself."""
+    if isinstance(X, pd.DataFrame):
+        return X
+    if type(X).__module__.partition(".")[0] == "polars" and type(X).__name__ == "DataFrame":
+        return X.to_pandas()
+    return X
 
 
 def _by_position(column: Any, index: pd.Index) -> Any:
@@ -61,11 +71,13 @@ class _Layout:
     feature's kind and default, so a served 1-row transform does no per-call bookkeeping.
     """
 
-    __slots__ = ("columns", "entity_columns", "extract", "features", "fitted_labels", "names", "passthrough", "row",
-                 "wanted")
+    __slots__ = ("columns", "entity_columns", "extract", "features", "fitted_labels", "names", "passthrough", "plan",
+                 "row", "wanted")
 
     def __init__(self, augmenter: FeatureStoreAugmenter) -> None:
         recipe = augmenter.recipe_
+        #: the recipe's lookup plan, handed to the adapter on every call
+        self.plan = LookupPlan(recipe.groups)
         self.passthrough = tuple(augmenter._passthrough_columns_)
         self.entity_columns = recipe.entity_columns
         #: input columns read once per transform: passed through, or keys of a namespace
@@ -92,6 +104,7 @@ _ArrowStringArray = pd.arrays.ArrowStringArray
 _StringArray = pd.arrays.StringArray
 _STR = dtypes.STR_DTYPE
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INFINITIES = (float("inf"), float("-inf"))
 
 
 class _RowLayout:
@@ -207,10 +220,11 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         The environment the training lookup read (recorded, not used to choose
         where to read later).
     missing_rate_ : dict
-        Output feature name → fraction missing in the last fit or transform
-        (before defaults).
+        Output feature name → fraction missing in the training lookup (before
+        defaults). A transform changes no fitted state: its figures go to the
+        adapter's metrics (``fs_augment.connect(...).metrics``).
     invalid_count_ : dict
-        Output feature name → values in the last transform that did not fit
+        Output feature name → values in the training lookup that did not fit
         the pinned dtype (turned missing).
     feature_stats_ : dict
         Output feature name → summary of its training values (count, missing
@@ -219,11 +233,26 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     Examples
     --------
+    A demo project (its ``local`` environment serves features from parquet files, no server):
+
+    >>> import tempfile
+    >>> import pandas as pd
     >>> from fs_augment import FeatureStoreAugmenter
-    >>> aug = FeatureStoreAugmenter("recipes/experiment.yaml", env="local")
-    >>> aug
-    FeatureStoreAugmenter(env='local', recipe='recipes/experiment.yaml')
-    >>> out = aug.fit_transform(spine)  # doctest: +SKIP
+    >>> from fs_augment.demo import write_demo_data
+    >>> project = write_demo_data(tempfile.mkdtemp(), users=20, products=5, rows=50)
+    >>> recipe = {"augmenter": {"features": [
+    ...     {"feature_namespace": "user_demographics", "features": ["age", "country_code"]}]}}
+    >>> aug = FeatureStoreAugmenter(recipe, env="local", config_dir=project.config_dir)
+    >>> spine = pd.DataFrame({"user_id": ["user1", "user2", "nobody"]})
+    >>> aug.fit_transform(spine)
+      user_id  user_demographics__age user_demographics__country_code
+    0   user1                    26.0                              GB
+    1   user2                    35.0                              KR
+    2  nobody                     NaN                             NaN
+    >>> aug.get_feature_names_out().tolist()
+    ['user_id', 'user_demographics__age', 'user_demographics__country_code']
+    >>> aug.missing_rate_
+    {'user_demographics__age': 0.3333333333333333, 'user_demographics__country_code': 0.3333333333333333}
     """
 
     def __init__(
@@ -259,7 +288,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         ----------
         X : DataFrame
             The entity spine: the recipe's entity columns (and its timestamp
-            column for point-in-time lookups).
+            column for point-in-time lookups). A polars DataFrame is converted
+            to pandas first.
         y : ignored
 
         Returns
@@ -275,9 +305,11 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         A fit that fails leaves a fitted augmenter as it was before the call.
         """
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_")}
+        X = _as_pandas(X)
         try:
             values = self._fit_lookup(X)
-            out = self._assemble(X, values)
+            out, self.missing_rate_, self.invalid_count_ = self._assemble(X, values)
+            self._layout()  # built now, so that no transform writes the estimator
         except BaseException:
             for name in [k for k in vars(self) if k.endswith("_")]:
                 delattr(self, name)
@@ -299,7 +331,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         Parameters
         ----------
         X : DataFrame
-            Entity columns (and any other columns seen at fit).
+            Entity columns (and any other columns seen at fit); pandas, or
+            polars (converted to pandas first).
 
         Returns
         -------
@@ -307,6 +340,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         """
         if not hasattr(self, "feature_columns_"):
             check_is_fitted(self, "feature_columns_")  # raises NotFittedError with sklearn's message
+        X = _as_pandas(X)
         arrays = self._input_arrays(X)
         online = self._resolve_mode() == "online"
         adapter = get_adapter(self.env, self.config_dir)
@@ -314,7 +348,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             out = self._transform_row(X, adapter, arrays)
         else:
             values = self._lookup(X, online=online, adapter=adapter, arrays=arrays)
-            out = self._assemble(X, values, adapter=adapter, arrays=arrays)
+            out = self._assemble(X, values, adapter=adapter, arrays=arrays)[0]
         return self._output(out, X)
 
     def set_output(self, *, transform: str | None = None) -> FeatureStoreAugmenter:
@@ -363,14 +397,14 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 texts.append(entity_to_text(array[0], column))
             else:
                 texts.append(entity_texts(array, column)[0])
-        flat = adapter.lookup_row(texts, self.recipe_.groups, online=True)
+        flat = adapter.lookup_row(texts, layout.plan, online=True)
         row = layout.row
         if row is not None:
             frame = self._assemble_row(X, flat, layout, row, adapter, arrays)
             if frame is not None:
                 return frame
         values = {qualified: [value] for (_, qualified, _, _), value in zip(layout.features, flat, strict=True)}
-        return self._assemble(X, values, adapter=adapter, arrays=arrays)
+        return self._assemble(X, values, adapter=adapter, arrays=arrays)[0]
 
     def _assemble_row(self, X: pd.DataFrame, flat: list[Any], layout: _Layout, row: _RowLayout, adapter: Any,
                       arrays: Mapping[Any, Any]) -> pd.DataFrame | None:
@@ -409,6 +443,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                         missing.append(1.0)
                         floats.append(filled)
                         continue
+                    if value in _INFINITIES:  # invalid: counted on the general path
+                        return None
                 elif t is not int or not _INT64_MIN <= value <= _INT64_MAX:
                     return None
                 floats.append(value)
@@ -431,8 +467,6 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         missing_rate = dict(zip(names, missing, strict=True))
         invalid_count = dict.fromkeys(names, 0)
         frame = _create_dataframe_from_blocks(blocks, index=X.index, columns=layout.columns)
-        self.missing_rate_ = missing_rate
-        self.invalid_count_ = invalid_count
         adapter.metrics.record_features(1, self._qualified_, missing_rate, invalid_count)
         if self.max_missing_rate is not None:
             self._check_quality(missing_rate, invalid_count)
@@ -458,9 +492,14 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         return arrays
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # object.__getstate__ gives the live __dict__ itself
         state.pop("_layout_", None)  # derived from the fitted state; rebuilt where the pickle is loaded
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "feature_columns_" in self.__dict__:  # built here, so that no transform writes the estimator
+            self._layout_ = _Layout(self)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Output column names: passed-through input columns, then the features."""
@@ -543,10 +582,45 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             self.feature_kinds_[name] = kind
         self._defaults_ = {k: v for k, v in defaults.items() if v is not None}
         self._nullable_ = bool(self.nullable_dtypes)
+        self._warn_about_training_values(values)
         self.feature_dtypes_ = {
             name: dtypes.dtype_name(kind, self._nullable_) for name, kind in self.feature_kinds_.items()
         }
         return values
+
+    def _warn_about_training_values(self, values: Mapping[str, Any]) -> None:
+        """Warn, once a feature, about training values that are read but were probably not meant so.
+
+        A feature whose values mix kinds is pinned ``object`` (``True`` typed by hand beside JSON
+        ``true``; ``01234``, which is no JSON number, beside ``12345``); a text feature keeps empty
+        text and surrounding whitespace as part of its values.
+        """
+        for name, qualified in zip(self.feature_columns_, self._qualified_, strict=True):
+            kind = self.feature_kinds_[name]
+            if kind == "object":
+                seen = dtypes.value_kinds(values[qualified])
+                if len(seen) > 1:
+                    shown = dtypes.describe_kinds(seen)
+                    warnings.warn(
+                        f"feature {name}: its training values mix kinds: {shown}; it is pinned object, so a "
+                        "model sees text and numbers as different values. Write each value of a feature as JSON "
+                        "of one kind: true/false, numbers without leading zeros, text in double quotes",
+                        FeatureQualityWarning, stacklevel=4)
+            elif kind == "str":
+                issues = dtypes.text_issues(values[qualified])
+                if issues.empty or issues.padded:
+                    parts = []
+                    if issues.empty:
+                        parts.append(f"{issues.empty} {'is' if issues.empty == 1 else 'are'} empty")
+                    if issues.padded:
+                        parts.append(f"{issues.padded} {'has' if issues.padded == 1 else 'have'} surrounding "
+                                     "whitespace")
+                    warnings.warn(
+                        f"feature {name}: of its {issues.present} training text values, {' and '.join(parts)} "
+                        f"(e.g. {issues.example!r}); they are kept as they are: empty text is not missing and "
+                        "whitespace is part of the text. Write text as JSON without padding (\"KR\"; echo adds "
+                        "a newline: use redis-cli SET key '\"KR\"'), and leave a missing value unset or null",
+                        FeatureQualityWarning, stacklevel=4)
 
     def _kind_with_default(self, name: str, kind: str, values: Any, default: Any) -> str:
         if default is None:
@@ -565,8 +639,13 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     def _check_frame(self, X: Any, *, fitting: bool, labels: list[Any] | None = None) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
+            what = type(X).__name__
+            if hasattr(X, "tocsr") or hasattr(X, "to_scipy_sparse"):  # scipy.sparse matrices and arrays
+                what = f"sparse input ({what}); sparse matrices hold numbers, not entity keys"
+            elif type(X).__module__.partition(".")[0] == "polars" and what == "LazyFrame":
+                what = "a polars LazyFrame; collect() it first"
             raise SpineError(
-                f"{type(self).__name__} takes a pandas DataFrame of entity columns, got {type(X).__name__}"
+                f"{type(self).__name__} takes a pandas or polars DataFrame of entity columns, got {what}"
             )
         if labels is None:
             labels = X.columns.tolist()
@@ -596,17 +675,24 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         if adapter is None:
             adapter = get_adapter(self.env, self.config_dir)
         recipe = self.recipe_
+        # a transform reuses the fitted layout's plan; the fit's own lookup comes before the layout
+        plan = self._layout().plan if arrays is not None else LookupPlan(recipe.groups)
         timestamp = recipe.timestamp_column
         use_time = not online and timestamp is not None and timestamp in X.columns
         online = online and len(X) <= ONLINE_MAX_ROWS
         if arrays is None or use_time:
-            return adapter.lookup_columns(X, recipe.groups, online=online,
+            return adapter.lookup_columns(X, plan, online=online,
                                           timestamp_column=timestamp if use_time else None, verify=verify)
-        texts = {column: entity_texts(arrays[column], column) for column in self._layout().entity_columns}
-        return adapter.lookup_texts(texts, recipe.groups, online=online, verify=verify)
+        texts = {column: entity_texts(arrays[column], column) for column in plan.columns}
+        return adapter.lookup_texts(texts, plan, online=online, verify=verify)
 
     def _assemble(self, X: pd.DataFrame, values: Mapping[str, Any], *, adapter: Any = None,
-                  arrays: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                  arrays: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, float], dict[str, int]]:
+        """The output frame, and each feature's missing rate (before defaults) and invalid count.
+
+        Nothing is stored on the estimator: a fit keeps the figures as ``missing_rate_`` and
+        ``invalid_count_``; a transform only records them in the adapter's metrics.
+        """
         layout = self._layout()
         # keyed by position, labelled once at the end: pandas infers no column index per call
         data: dict[int, Any] = dict(enumerate(
@@ -632,15 +718,13 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             at += 1
             missing_rate[name] = coerced.missing / n
             invalid_count[name] = coerced.invalid
-        self.missing_rate_ = missing_rate
-        self.invalid_count_ = invalid_count
         if adapter is None:
             adapter = get_adapter(self.env, self.config_dir)
         adapter.metrics.record_features(n, self._qualified_, missing_rate, invalid_count)
         self._check_quality(missing_rate, invalid_count)
         frame = pd.DataFrame(data, index=X.index, copy=False)
         frame.columns = layout.columns
-        return frame
+        return frame, missing_rate, invalid_count
 
     def _check_quality(self, missing_rate: Mapping[str, float], invalid: Mapping[str, int]) -> None:
         bad_types = {k: v for k, v in invalid.items() if v}
