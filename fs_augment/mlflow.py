@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -249,8 +250,8 @@ def log_model(
         version from the wheel the model ships (``--find-links
         artifacts/wheels``) and the installed versions of the libraries it
         needs (scikit-learn, pandas, numpy, pyarrow, redis, hiredis, duckdb,
-        orjson, pyyaml, mlflow); inference of requirements is slow and is not
-        used. The wheel is shipped either way.
+        orjson, pyyaml, mlflow, and polars when it is imported); inference of
+        requirements is slow and is not used. The wheel is shipped either way.
     **kwargs
         Passed on to :func:`mlflow.pyfunc.log_model`.
 
@@ -365,8 +366,11 @@ def _requirements() -> list[str]:
 
     # pip reads a relative --find-links from the requirements file's folder, wherever it runs
     out = [f"--find-links {_WHEELS_FOLDER}", f"fs_augment=={fs_augment.__version__}"]
-    for package in ("scikit-learn", "pandas", "numpy", "pyarrow", "redis", "hiredis", "duckdb", "orjson",
-                    "pyyaml", "mlflow"):
+    packages = ["scikit-learn", "pandas", "numpy", "pyarrow", "redis", "hiredis", "duckdb", "orjson", "pyyaml",
+                "mlflow"]
+    if "polars" in sys.modules:  # the polars extra: set_output("polars") needs it where the model is served
+        packages.append("polars")
+    for package in packages:
         try:
             out.append(f"{package}=={version(package)}")
         except PackageNotFoundError:
