@@ -12,6 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -257,3 +258,17 @@ def test_spark_udf_with_batch_lookups_for_every_arrow_batch(spark, store, model)
     got = score(spark, store["server"], model["uri"], frame, model_config={"lookup_mode": "batch"})
     np.testing.assert_array_equal(got["predictions"], model["expected"])
     assert max(got["mget_sizes"]) <= CHUNK
+
+
+def test_the_spark_example_runs_and_agrees_with_the_in_process_scorer(store) -> None:
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FS_AUGMENT_", "PYSPARK_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, str(root / "examples" / "spark_scoring.py"), "--rows", "3000", "--chunk", "2000",
+         "--redis-url", f"redis://127.0.0.1:{store['server'].port}/2"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert "predictions that differ from the in-process ones: 0 of 3,000" in proc.stdout
