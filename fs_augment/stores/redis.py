@@ -9,7 +9,10 @@ Lookups
     one pipeline per node). A batch lookup cuts the keys into chunks of
     ``batch_chunk_size`` and sends several ``MGET`` chunks per round trip in a
     non-transactional pipeline, decoding each round trip's answers before the
-    next, so memory stays flat beyond the result.
+    next, so memory stays flat beyond the result. An online lookup of more
+    than ``batch_chunk_size`` keys (a scoring job's batch of many rows) is sent
+    the batch way: no single command carries more than ``batch_chunk_size``
+    keys.
 
 Connection settings (``feature_store`` of the environment's config)
     ``connection_info.redis_host`` is ``host:port`` or a ``redis://`` /
@@ -589,24 +592,28 @@ class RedisStore(OnlineStore):
         """Read the latest values (see :meth:`OnlineStore.fetch`).
 
         Online: one ``MGET`` (cluster: one pipeline per node) over all keys.
-        Batch: chunks of ``batch_chunk_size`` keys, several per round trip.
+        Batch, and an online lookup of more than ``batch_chunk_size`` keys:
+        chunks of ``batch_chunk_size`` keys, several per round trip.
         """
         start = time.perf_counter() if self._debug else 0.0
         if online:
             keys = all_keys(requests, self._prefixes)
-            values = decode_values(self._call(self._mget, keys)) if keys else []
+            size = self._chunk_size
+            if len(keys) <= size:
+                values = decode_values(self._call(self._mget, keys)) if keys else []
+            else:  # no command carries more than batch_chunk_size keys, whatever the mode
+                values = self._fetch_chunks(keys[at:at + size] for at in range(0, len(keys), size))
             count = len(keys)
         else:
-            values = self._fetch_batch(requests)
+            values = self._fetch_chunks(key_chunks(requests, self._prefixes, self._chunk_size))
             count = len(values)
         if self._debug:
             logger.debug("%s %s fetch: %d keys, %.3f ms", self.describe(), "online" if online else "batch",
                          count, (time.perf_counter() - start) * 1e3)
         return split_values(values, requests)
 
-    def _fetch_batch(self, requests: Sequence[FeatureRequest]) -> list[Any]:
+    def _fetch_chunks(self, chunks: Iterator[list[str]]) -> list[Any]:
         values: list[Any] = []
-        chunks = key_chunks(requests, self._prefixes, self._chunk_size)
         while True:
             group = list(islice(chunks, CHUNKS_PER_ROUND_TRIP))
             if not group:

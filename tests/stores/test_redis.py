@@ -31,6 +31,7 @@ from redis.exceptions import (
 
 import fs_augment
 from fs_augment.errors import ConfigError, StoreError, StoreUnavailableError
+from fs_augment.recipe import FeatureGroup
 from fs_augment.stores import redis as redis_store
 from fs_augment.stores.base import FeatureRequest
 from fs_augment.stores.redis import RedisOptions, RedisStore, open_redis_store, store_for_url
@@ -171,6 +172,26 @@ def test_batch_lookup_chunks_keys(server: RedisServer, server_client: redis.Redi
     assert frame_out["user_demographics:age"].tolist() == [*range(100), None]
     assert frame_out["user_demographics:country_code"].tolist()[:100] == [f"C{i % 7}" for i in range(100)]
     assert pd.isna(frame_out["user_demographics:country_code"].iloc[100])
+
+
+def test_online_lookup_of_many_keys_is_chunked_too(server: RedisServer, server_client: redis.Redis,
+                                                   env_for: Callable[..., Path]) -> None:
+    users = [f"user{i}" for i in range(40)]
+    frame = pd.DataFrame({"user_id": users, "age": range(40), "country_code": [f"C{i % 3}" for i in range(40)]})
+    write_namespace(frame, "user_demographics", server_client)
+    specs = [{"namespace": "user_demographics", "features": ["age", "country_code"]}]
+    plan = (FeatureGroup("user_demographics", ("age", "country_code"), "user_id"),)
+    with fs_augment.connect("test", env_for(f"127.0.0.1:{server.port}", batch_chunk_size=30)) as adapter:
+        adapter.online_get_features({"user_id": "user0"}, specs)
+        small, few = commands_during(server, lambda: adapter.lookup_columns(
+            pd.DataFrame({"user_id": users[:15]}), plan, online=True))
+        large, many = commands_during(server, lambda: adapter.lookup_columns(
+            pd.DataFrame({"user_id": users}), plan, online=True))
+    assert few == {"mget": 1}  # 30 keys: one command, as always online
+    assert many == {"mget": 3}  # 80 keys: never one command above batch_chunk_size
+    assert list(small["user_demographics:age"]) == list(range(15))
+    assert list(large["user_demographics:age"]) == list(range(40))
+    assert list(large["user_demographics:country_code"]) == [f"C{i % 3}" for i in range(40)]
 
 
 def test_key_chunks_keep_order_across_features() -> None:
