@@ -18,12 +18,9 @@ from sklearn import get_config
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-try:  # pandas >= 3: the public constructor of a DataFrame from arrays in block form
-    from pandas.api.internals import create_dataframe_from_blocks as _create_dataframe_from_blocks
-except ImportError:  # pragma: no cover - pandas >= 3 is required; the one-row fast path is then off
-    _create_dataframe_from_blocks = None
-
 from fs_augment import dtypes
+from fs_augment._compat import create_dataframe_from_blocks as _create_dataframe_from_blocks
+from fs_augment._compat import one_text
 from fs_augment.connections import get_adapter
 from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
 from fs_augment.keys import entity_texts, entity_to_text
@@ -89,7 +86,6 @@ _ROW_PASSTHROUGH_EAS = (pd.arrays.StringArray, pd.arrays.ArrowStringArray, pd.ar
                         pd.arrays.FloatingArray, pd.arrays.BooleanArray)
 _NumpyExtensionArray = pd.arrays.NumpyExtensionArray
 _ArrowStringArray = pd.arrays.ArrowStringArray
-_StringArray = pd.arrays.StringArray
 _STR = dtypes.STR_DTYPE
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -119,7 +115,7 @@ class _RowLayout:
             if kind == "str":
                 filled = None
                 if default is not _NO_DEFAULT:  # the value dtypes.fill gives a missing one
-                    filled = dtypes.fill(_StringArray(np.array([np.nan], dtype=object), dtype=_STR), kind, default)
+                    filled = dtypes.fill(one_text(np.nan), kind, default)
                     if filled.dtype != _STR or type(filled[0]) is not str:
                         return None
                     filled = filled[0]
@@ -375,13 +371,16 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         for column, placement in zip(layout.passthrough, row.passthrough_placements, strict=True):
             array = arrays[column]
             if type(array) is _NumpyExtensionArray:
-                array = array.to_numpy()
+                array = array.to_numpy(copy=True)
                 if array.dtype.kind not in "biuf":  # object columns are inferred by pd.DataFrame
                     return None
                 array = array.reshape(1, 1)
-            elif not isinstance(array, _ROW_PASSTHROUGH_EAS):
+            elif isinstance(array, _ROW_PASSTHROUGH_EAS):
+                array = array.copy()
+            else:
                 return None
-            blocks.append((array, placement.copy()))  # each frame owns its placements (pandas keeps them)
+            # the frame owns its arrays (a write to it must not reach the spine) and placements (pandas keeps them)
+            blocks.append((array, placement.copy()))
         floats: list[float] = []
         texts: list[Any] = []
         missing: list[float] = []
@@ -419,9 +418,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         if row.float_placement is not None:
             blocks.append((np.array(floats, dtype="float64").reshape(-1, 1), row.float_placement.copy()))
         for text, placement in zip(texts, row.str_placements, strict=True):
-            holder = np.empty(1, dtype=object)
-            holder[0] = text
-            blocks.append((_StringArray(holder, dtype=_STR), placement.copy()))
+            blocks.append((one_text(text), placement.copy()))
         names = layout.names
         missing_rate = dict(zip(names, missing, strict=True))
         invalid_count = dict.fromkeys(names, 0)
@@ -602,9 +599,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     def _assemble(self, X: pd.DataFrame, values: Mapping[str, Any], *, adapter: Any = None,
                   arrays: Mapping[str, Any] | None = None) -> pd.DataFrame:
         layout = self._layout()
-        # keyed by position, labelled once at the end: pandas infers no column index per call
+        # keyed by position, labelled once at the end: pandas infers no column index per call; the spine's
+        # arrays copied (copy-on-write tracks Series, not bare arrays: a write to the output would reach X)
         data: dict[int, Any] = dict(enumerate(
-            _by_position(arrays[column] if arrays is not None else X[column].array, X.index)
+            _by_position((arrays[column] if arrays is not None else X[column].array).copy(), X.index)
             for column in layout.passthrough))
         at = len(data)
         n = len(X)
