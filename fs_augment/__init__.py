@@ -30,6 +30,7 @@ _LAZY = {
     "write_namespace": "fs_augment.writer",
     "materialize": "fs_augment.writer",
     "train": "fs_augment.training",
+    "use": "fs_augment.connections",
 }
 _SUBMODULES = {"errors", "keys", "config", "recipe", "adapter", "augmenter", "stores", "cache", "monitoring",
                "writer", "loader", "cli", "demo", "mlflow", "training", "checks", "dtypes", "connections"}

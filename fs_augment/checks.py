@@ -11,6 +11,9 @@ each a :class:`CheckRow` with status ``PASS``, ``FAIL``, ``WARN`` or ``SKIP``:
   loader, else the offline store's entities) that have a value online;
 * **type** -- the kind of the values (``int``, ``float``, ``bool``, ``str``)
   agrees between online and offline, and is not a mix;
+* **values** -- among the sampled online values, those that cannot be read
+  (not UTF-8, a number beyond float64: FAIL), and the empty texts and texts
+  with surrounding whitespace, which are read as they are (WARN);
 * **freshness** -- the newest ``event_timestamp`` of each namespace offline.
 
 :func:`lookup_features` is one online lookup, feature by feature.
@@ -28,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from fs_augment.config import Config, load_config
-from fs_augment.dtypes import infer_kind
+from fs_augment.dtypes import describe_kinds, infer_kind, text_issues, value_kinds
 from fs_augment.errors import FeatureNotFoundError, FsAugmentError, SpineError, StoreError
+from fs_augment.keys import InvalidValue
 from fs_augment.recipe import FeatureGroup, Recipe, load_recipe
 
 if TYPE_CHECKING:
@@ -87,10 +91,6 @@ def _kinds_agree(online: str, offline: str) -> bool:
 
 def _present(values: Sequence[Any]) -> list[Any]:
     return [v for v in values if v is not None and not (isinstance(v, float | np.floating) and np.isnan(v))]
-
-
-def _type_names(values: Sequence[Any]) -> str:
-    return ", ".join(sorted({type(v).__name__ for v in values}))
 
 
 def _probe(adapter: FeatureStoreAdapter, groups: Sequence[FeatureGroup]) -> CheckRow:
@@ -225,7 +225,9 @@ def _types(
                 continue
             online_kind = infer_kind(online_values)
             if online_kind == "object":
-                rows.append(CheckRow("type", name, FAIL, f"online values mix types: {_type_names(online_values)}"))
+                seen = value_kinds(online_values)
+                what = "mix kinds" if len(seen) > 1 else "are of no plain kind"
+                rows.append(CheckRow("type", name, FAIL, f"online values {what}: {describe_kinds(seen)}"))
                 continue
             if not has_offline:
                 rows.append(CheckRow("type", name, PASS, f"online {online_kind}"))
@@ -238,6 +240,33 @@ def _types(
             detail = f"online {online_kind}, offline {offline_kind}"
             agree = offline_kind != "object" and _kinds_agree(online_kind, offline_kind)
             rows.append(CheckRow("type", name, PASS if agree else FAIL, detail if agree else f"{detail}: they differ"))
+    return rows
+
+
+def _values(groups: Sequence[FeatureGroup], online: Mapping[str, list[Any]]) -> list[CheckRow]:
+    """Rows counting the sampled online values that cannot be read, and the empty and padded texts."""
+    rows = []
+    for group in groups:
+        for name in group.qualified_names:
+            values = online.get(name, [])
+            if not values:
+                rows.append(CheckRow("values", name, SKIP, "no online values in the sample"))
+                continue
+            reasons: dict[str, int] = {}
+            for value in values:
+                if type(value) is InvalidValue:
+                    reasons[value.reason] = reasons.get(value.reason, 0) + 1
+            texts = text_issues(values)
+            parts = [f"{count} {reason}" for reason, count in reasons.items()]
+            if texts.empty:
+                parts.append(f"{texts.empty} empty text")
+            if texts.padded:
+                parts.append(f"{texts.padded} with surrounding whitespace (e.g. {texts.example!r})")
+            if not parts:
+                rows.append(CheckRow("values", name, PASS, f"{len(values)} sampled: none unreadable, empty or padded"))
+                continue
+            status = FAIL if reasons else WARN
+            rows.append(CheckRow("values", name, status, f"{len(values)} sampled: {', '.join(parts)}"))
     return rows
 
 
@@ -397,6 +426,8 @@ def run_checks(
             except (SpineError, StoreError) as exc:
                 rows.append(CheckRow("coverage", "spine", FAIL, str(exc)))
         rows += _types(present, online_values, latest, adapter.offline is not None)
+        if online_values:
+            rows += _values(present, online_values)
         if adapter.offline is not None:
             rows += _freshness(adapter.offline, groups, max_staleness, now)
     return rows
@@ -467,5 +498,6 @@ def lookup_features(
                 value = values[name]
                 if value is None:  # absent for this entity, or not in the store at all?
                     adapter.verify_feature(group.namespace, feature)
-                rows.append(LookupRow(name, value, value is not None))
+                note = f"invalid: {value.reason}" if type(value) is InvalidValue else ""
+                rows.append(LookupRow(name, value, value is not None, note))
     return rows

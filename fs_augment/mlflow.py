@@ -18,6 +18,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ from fs_augment.errors import FsAugmentError, require
 
 __all__ = ["AugmentedModel", "find_augmenters", "load_model", "log_model", "set_lookup_mode"]
 
-#: Overrides the lookup mode a loaded model uses (``online`` or ``batch``); used while logging.
+#: Overrides the lookup mode a loaded model uses (``online`` or ``batch``), read where the model is loaded.
 SERVING_MODE_VARIABLE = "FS_AUGMENT_SERVING_MODE"
+#: The lookup mode of models loaded while :func:`log_model` validates its input example (this thread only).
+_MODE_WHILE_LOGGING: ContextVar[str | None] = ContextVar("fs_augment_mode_while_logging", default=None)
 _PIPELINE = "pipeline"
 _RECIPE = "recipe"
 _MANIFEST = "feature_manifest"
@@ -99,7 +102,8 @@ class AugmentedModel(mlflow.pyfunc.PythonModel):
         with open(context.artifacts[_PIPELINE], "rb") as fh:
             self.pipeline = pickle.load(fh)
         config = dict(getattr(context, "model_config", None) or {})
-        self.lookup_mode = os.environ.get(SERVING_MODE_VARIABLE) or config.get("lookup_mode", "online")
+        self.lookup_mode = (_MODE_WHILE_LOGGING.get() or os.environ.get(SERVING_MODE_VARIABLE)
+                            or config.get("lookup_mode", "online"))
         if self.lookup_mode not in ("online", "batch"):
             raise FsAugmentError(f"lookup_mode must be 'online' or 'batch', got {self.lookup_mode!r}")
         self.predict_method = config.get("predict_method", "predict")
@@ -160,15 +164,12 @@ def _input_columns(augmenters: list[Any]) -> list[str]:
 
 @contextmanager
 def _batch_validation() -> Iterator[None]:
-    previous = os.environ.get(SERVING_MODE_VARIABLE)
-    os.environ[SERVING_MODE_VARIABLE] = "batch"
+    """Models loaded in this thread inside the block look features up in batch (logging validates with them)."""
+    token = _MODE_WHILE_LOGGING.set("batch")
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop(SERVING_MODE_VARIABLE, None)
-        else:
-            os.environ[SERVING_MODE_VARIABLE] = previous
+        _MODE_WHILE_LOGGING.reset(token)
 
 
 def log_model(

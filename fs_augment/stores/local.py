@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from fs_augment.errors import ConfigError, FeatureNotFoundError
+from fs_augment.keys import NOT_UTF8, InvalidValue
 from fs_augment.stores.base import FeatureRequest, OnlineStore
 from fs_augment.stores.offline import ParquetOfflineStore
 
@@ -199,7 +200,10 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return InvalidValue(value, NOT_UTF8)
     if isinstance(value, list | tuple):
         return [_json_value(v) for v in value]
     if isinstance(value, dict):

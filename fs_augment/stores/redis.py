@@ -50,6 +50,7 @@ Errors
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
@@ -345,7 +346,7 @@ def open_client(options: RedisOptions) -> redis.Redis | RedisCluster:
 # --- keys and values ------------------------------------------------------------
 
 class KeyPrefixes:
-    """``{namespace}:{feature}:`` prefixes per (namespace, features), built once and kept.
+    """``{namespace}:{feature}:`` prefixes per (namespace, features): the most recently used few thousand kept.
 
     Examples
     --------
@@ -354,35 +355,25 @@ class KeyPrefixes:
     """
 
     def __init__(self, max_entries: int = 4096) -> None:
-        #: (namespace, features tuple) -> prefixes; read directly on the hot path.
-        self.known: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
-        self._max_entries = max_entries
+        # a least-recently-used cache: a process that sees many recipes forgets the oldest, not all
+        self._cached = functools.lru_cache(maxsize=max_entries)(_prefixes)
 
     def __call__(self, namespace: str, features: Sequence[str]) -> tuple[str, ...]:
         try:
-            return self.known[namespace, features]  # type: ignore[index]
-        except (KeyError, TypeError):  # TypeError: features given as a list
-            return self.build(namespace, features)
+            return self._cached(namespace, features)
+        except TypeError:  # features given as a list
+            return self._cached(namespace, tuple(features))
 
-    def build(self, namespace: str, features: Sequence[str]) -> tuple[str, ...]:
-        """Build, remember and return the prefixes of one namespace's features."""
-        features = tuple(features)
-        prefixes = tuple(feature_key(namespace, feature, "") for feature in features)
-        if len(self.known) >= self._max_entries:
-            self.known.clear()
-        self.known[namespace, features] = prefixes
-        return prefixes
+
+def _prefixes(namespace: str, features: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(feature_key(namespace, feature, "") for feature in features)
 
 
 def all_keys(requests: Sequence[FeatureRequest], prefixes: KeyPrefixes) -> list[str]:
     """Every key of every request: request by request, feature by feature, entity by entity."""
-    known = prefixes.known
     keys: list[str] = []
     for namespace, features, entities, _ in requests:
-        try:
-            found = known[namespace, features]  # type: ignore[index]
-        except (KeyError, TypeError):
-            found = prefixes.build(namespace, features)
+        found = prefixes(namespace, features)
         if len(entities) == 1:
             entity = entities[0]
             keys += [prefix + entity for prefix in found]
