@@ -16,6 +16,7 @@ names below and never looks at a version itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,9 +35,12 @@ __all__ = [
 #: pandas 3 or later (``str`` text dtype, copy-on-write always on).
 PANDAS_3: bool = int(pd.__version__.split(".", 1)[0]) >= 3
 
-try:  # pandas >= 3: the public constructor of a DataFrame from arrays in block form
-    from pandas.api.internals import create_dataframe_from_blocks
-except ImportError:  # pandas 2: every frame is built by pd.DataFrame
+#: pandas' public constructor of a DataFrame from arrays in block form (pandas 3); None where pandas has
+#: none (pandas 2: every frame is built by pd.DataFrame)
+create_dataframe_from_blocks: Callable[..., pd.DataFrame] | None
+try:  # pandas-stubs has no stub of pandas.api.internals
+    from pandas.api.internals import create_dataframe_from_blocks  # type: ignore[import-not-found,no-redef]
+except ImportError:
     create_dataframe_from_blocks = None
 
 if PANDAS_3:

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import fs_augment.augmenter as augmenter_module
+import fs_augment._serving as serving_module
 from fs_augment import FeatureStoreAugmenter, _compat
 from fs_augment.connections import close_all
 from fs_augment.keys import entity_texts, entity_to_text
@@ -148,7 +148,7 @@ def test_without_frames_from_blocks_the_one_row_path_gives_the_same_frame(local_
     aug = fitted(local_store).set_params(mode="online")
     spines = [pd.DataFrame({"user_id": [u]}, index=[5]) for u in ("u1", "u2", "u3", "nobody")]
     fast = [aug.transform(s) for s in spines]
-    monkeypatch.setattr(augmenter_module, "_create_dataframe_from_blocks", None)
+    monkeypatch.setattr(serving_module, "_create_dataframe_from_blocks", None)
     general = fitted(local_store).set_params(mode="online")
     assert general._layout().row is None
     for s, expected in zip(spines, fast, strict=True):
