@@ -20,17 +20,14 @@ import numpy as np
 import pandas as pd
 
 from fs_augment import dtypes
+from fs_augment._compat import create_dataframe_from_blocks as _create_dataframe_from_blocks
+from fs_augment._compat import one_text
 from fs_augment.keys import entity_texts, entity_to_text
 from fs_augment.plan import LookupPlan
 
 if TYPE_CHECKING:
     from fs_augment.adapter import FeatureStoreAdapter
     from fs_augment.augmenter import FeatureStoreAugmenter
-
-try:  # pandas >= 3: the public constructor of a DataFrame from arrays in block form
-    from pandas.api.internals import create_dataframe_from_blocks as _create_dataframe_from_blocks
-except ImportError:  # pragma: no cover - older pandas: the one-row block path is off, the general path serves
-    _create_dataframe_from_blocks = None
 
 __all__ = ["NO_DEFAULT", "Layout", "RowLayout", "column_arrays", "transform_row"]
 
@@ -42,7 +39,6 @@ _ROW_PASSTHROUGH_EAS = (pd.arrays.StringArray, pd.arrays.ArrowStringArray, pd.ar
                         pd.arrays.FloatingArray, pd.arrays.BooleanArray)
 _NumpyExtensionArray = pd.arrays.NumpyExtensionArray
 _ArrowStringArray = pd.arrays.ArrowStringArray
-_StringArray = pd.arrays.StringArray
 _STR = dtypes.STR_DTYPE
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _INFINITIES = (float("inf"), float("-inf"))
@@ -129,7 +125,7 @@ def _text_fill(default: Any) -> Any:
     """What a missing value of a ``str`` feature becomes (None: stays missing), as dtypes.fill gives it."""
     if default is NO_DEFAULT:
         return None
-    filled = dtypes.fill(_StringArray(np.array([np.nan], dtype=object), dtype=_STR), "str", default)
+    filled = dtypes.fill(one_text(np.nan), "str", default)
     if filled.dtype != _STR or type(filled[0]) is not str:
         return _UNPLAIN
     return filled[0]
@@ -227,9 +223,7 @@ def assemble_row(index: pd.Index, flat: list[Any], layout: Layout, row: RowLayou
     if row.float_placement is not None:
         blocks.append((np.array(floats, dtype="float64").reshape(-1, 1), row.float_placement.copy()))
     for text, placement in zip(texts, row.str_placements, strict=True):
-        holder = np.empty(1, dtype=object)
-        holder[0] = text
-        blocks.append((_StringArray(holder, dtype=_STR), placement.copy()))
+        blocks.append((one_text(text), placement.copy()))
     assert _create_dataframe_from_blocks is not None  # RowLayout.build gives None without it
     frame = _create_dataframe_from_blocks(blocks, index=index, columns=layout.columns)
     return frame, dict(zip(layout.names, missing, strict=True))
@@ -241,13 +235,16 @@ def _passthrough_blocks(layout: Layout, row: RowLayout, arrays: Mapping[Any, Any
     for column, placement in zip(layout.passthrough, row.passthrough_placements, strict=True):
         array = arrays[column]
         if type(array) is _NumpyExtensionArray:
-            array = array.to_numpy()
+            array = array.to_numpy(copy=True)
             if array.dtype.kind not in "biuf":  # object columns are inferred by pd.DataFrame
                 return None
             array = array.reshape(1, 1)
-        elif not isinstance(array, _ROW_PASSTHROUGH_EAS):
+        elif isinstance(array, _ROW_PASSTHROUGH_EAS):
+            array = array.copy()
+        else:
             return None
-        blocks.append((array, placement.copy()))  # each frame owns its placements (pandas keeps them)
+        # the frame owns its arrays (a write to it must not reach the spine) and placements (pandas keeps them)
+        blocks.append((array, placement.copy()))
     return blocks
 
 

@@ -462,9 +462,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         ``invalid_count_``; a transform only records them in the adapter's metrics.
         """
         layout = self._layout()
-        # keyed by position, labelled once at the end: pandas infers no column index per call
+        # keyed by position, labelled once at the end: pandas infers no column index per call; the spine's
+        # arrays copied (copy-on-write tracks Series, not bare arrays: a write to the output would reach X)
         data: dict[int, Any] = dict(enumerate(
-            by_position(arrays[column] if arrays is not None else X[column].array, X.index)
+            by_position((arrays[column] if arrays is not None else X[column].array).copy(), X.index)
             for column in layout.passthrough))
         at = len(data)
         n = len(X)

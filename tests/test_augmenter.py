@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from fs_augment import FeatureStoreAugmenter
+from fs_augment._compat import TEXT_DTYPE_NAME
 from fs_augment.connections import close_all
 from fs_augment.errors import (
     FeatureNotFoundError,
@@ -88,7 +89,7 @@ def test_fit_transform_adds_features_with_pinned_dtypes(store):
     assert out["user_demographics__age"].tolist()[:2] == [34, 51]
     assert out["user_demographics__age"].isna().tolist() == [False, False, True, True]
     assert out["product_details__price"].dtype == np.float64
-    assert str(out["user_demographics__country_code"].dtype) == "str"
+    assert str(out["user_demographics__country_code"].dtype) == TEXT_DTYPE_NAME
     assert aug.feature_dtypes_["user_demographics__age"] == "float64"
     assert aug.feature_kinds_["user_demographics__age"] == "int"
     assert aug.missing_rate_["user_demographics__age"] == 0.5
@@ -125,7 +126,7 @@ def test_missing_int_for_served_entity_keeps_dtype(store, nullable, int_dtype):
     assert str(out["user_demographics__age"].dtype) == int_dtype
     assert str(aug.transform(spine(["u1"], ["p9"]))["user_demographics__age"].dtype) == int_dtype
     assert out["product_details__price"].dtype == np.float64
-    assert str(out["product_details__category"].dtype) == "str"
+    assert str(out["product_details__category"].dtype) == TEXT_DTYPE_NAME
 
 
 def test_mode_auto_reads_environment_variable(store, monkeypatch):

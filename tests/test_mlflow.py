@@ -24,6 +24,7 @@ from sklearn.tree import DecisionTreeClassifier
 import fs_augment
 import fs_augment.mlflow as fs_mlflow
 from fs_augment import FeatureStoreAugmenter
+from fs_augment._compat import TEXT_DTYPE_NAME
 from fs_augment._wheel import build_wheel, wheel_name
 from fs_augment.connections import close_all
 from fs_augment.keys import encode_value, feature_key
@@ -297,7 +298,7 @@ def test_artifacts_carry_recipe_manifest_stats_and_no_secrets(project):
     assert augmenter["entity_columns"] == ["user_id", "product_id"]
     features = augmenter["namespaces"][0]["features"]
     assert [f["output_name"] for f in features] == ["user_demographics__age", "user_demographics__country_code"]
-    assert [f["dtype"] for f in features] == ["float64", "str"]
+    assert [f["dtype"] for f in features] == ["float64", TEXT_DTYPE_NAME]
     stats = json.loads(next(p for p in files if p.name == "feature_stats.json").read_text())
     age = next(iter(stats.values()))["user_demographics__age"]
     assert age["count"] == 60 and age["min"] == 20 and age["max"] == 77
