@@ -512,27 +512,34 @@ class FeatureStoreAdapter:
         try:
             result = self.online.fetch(requests, online=online)
         except StoreUnavailableError as exc:
-            kind = "online" if online else "batch"
             if online and may_degrade and self.on_store_error == "default":
-                self.metrics.record_error(kind, exc, degraded=True)
-                now = time.monotonic()
-                if now - self._last_degraded_warning >= DEGRADED_WARNING_INTERVAL:  # not one line a request
-                    self._last_degraded_warning = now
-                    logger.warning("online lookups answered with defaults while the store is down "
-                                   "(counted in metrics; this warning repeats at most once a minute): %s", exc)
-                return [[[None] * len(r.entities) for _ in r.features] for r in requests]
-            self.metrics.record_error(kind, exc)
+                return self._degraded(requests, exc)
+            self.metrics.record_error("online" if online else "batch", exc)
             raise
         except StoreError as exc:
             self.metrics.record_error("online" if online else "batch", exc)
             raise
         if cache is not None:
-            for request, values in zip(requests, result, strict=True):
-                for feature, column in zip(request.features, values, strict=True):
-                    for entity, value in zip(request.entities, column, strict=True):
-                        if value is not None:  # an absent value may be materialised any moment
-                            cache.set((request.namespace, feature, entity), value)
+            self._remember(requests, result)
         return result
+
+    def _degraded(self, requests: list[FeatureRequest], exc: StoreUnavailableError) -> list[list[list[Any]]]:
+        """Every value missing (the recipe's defaults apply), counted, and warned at most once a minute."""
+        self.metrics.record_error("online", exc, degraded=True)
+        now = time.monotonic()
+        if now - self._last_degraded_warning >= DEGRADED_WARNING_INTERVAL:  # not one line a request
+            self._last_degraded_warning = now
+            logger.warning("online lookups answered with defaults while the store is down "
+                           "(counted in metrics; this warning repeats at most once a minute): %s", exc)
+        return [[[None] * len(r.entities) for _ in r.features] for r in requests]
+
+    def _remember(self, requests: list[FeatureRequest], result: list[list[list[Any]]]) -> None:
+        assert self.cache is not None
+        for request, values in zip(requests, result, strict=True):
+            for feature, column in zip(request.features, values, strict=True):
+                for entity, value in zip(request.entities, column, strict=True):
+                    if value is not None:  # an absent value may be materialised any moment
+                        self.cache.set((request.namespace, feature, entity), value)
 
     def _from_cache(self, requests: list[FeatureRequest]) -> list[list[list[Any]]] | None:
         assert self.cache is not None

@@ -277,44 +277,12 @@ def _values(groups: Sequence[FeatureGroup], online: Mapping[str, list[Any]]) -> 
     return rows
 
 
-def _max_timestamp(offline: OfflineStore, namespace: str) -> pd.Timestamp | None:
-    """The newest ``event_timestamp`` of a namespace in a parquet offline store (CONTRACT 4.4 layout)."""
-    import duckdb
-
-    from fs_augment.stores.offline import TIMESTAMP_COLUMN, ParquetOfflineStore
-
-    if not isinstance(offline, ParquetOfflineStore):
-        raise NotImplementedError
-    single, folder = offline.root / f"{namespace}.parquet", offline.root / namespace
-    if not single.is_file() and not any(folder.glob("*.parquet")):
-        raise FeatureNotFoundError(f"namespace {namespace!r} is not in the {offline.describe()}")
-    source = str(single) if single.is_file() else str(folder / "*.parquet")
-    connection = duckdb.connect(":memory:")
-    try:
-        connection.execute("SET TimeZone = 'UTC'")
-        names = [r[0] for r in connection.execute("DESCRIBE SELECT * FROM read_parquet(?)", [source]).fetchall()]
-        if TIMESTAMP_COLUMN not in names:
-            return None
-        value = connection.execute(f'SELECT max("{TIMESTAMP_COLUMN}") FROM read_parquet(?)', [source]).fetchone()[0]
-    except duckdb.Error as exc:
-        raise StoreError(f"cannot read the times of namespace {namespace!r} from {source}: {exc}") from exc
-    finally:
-        connection.close()
-    if value is None:
-        return pd.NaT
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def _freshness(offline: OfflineStore, groups: Sequence[FeatureGroup], max_staleness: float | None,
                now: pd.Timestamp) -> list[CheckRow]:
     rows = []
     for group in groups:
         try:
-            newest = _max_timestamp(offline, group.namespace)
-        except NotImplementedError:
-            rows.append(CheckRow("freshness", group.namespace, SKIP, f"not available for the {offline.describe()}"))
-            continue
+            newest = offline.newest_timestamp(group.namespace)
         except FeatureNotFoundError as exc:
             rows.append(CheckRow("freshness", group.namespace, SKIP, str(exc)))
             continue
@@ -343,7 +311,6 @@ def _event_times(adapter: FeatureStoreAdapter, spine: pd.DataFrame, groups: Sequ
     from fs_augment.stores.base import FeatureRequest
 
     rows = []
-    now_ns = now.value
     for group in groups:
         if group.entity_column not in spine.columns:
             continue
@@ -359,40 +326,41 @@ def _event_times(adapter: FeatureStoreAdapter, spine: pd.DataFrame, groups: Sequ
         except StoreError as exc:
             rows.append(CheckRow("event times", group.namespace, FAIL, str(exc)))
             continue
-        ages: list[float] = []
-        unreadable = 0
-        for stamp in stamps:
-            try:
-                moment = parse_event_time(stamp)
-            except ValueError:
-                unreadable += 1
-                continue
-            if moment is not None:
-                ages.append((now_ns - moment) / 1e9)
-        limit = group.max_age
-        if unreadable:
-            rows.append(CheckRow("event times", group.namespace, FAIL,
-                                 f"{unreadable} of {len(entities)} sampled entities have an event time that is "
-                                 "neither epoch seconds nor ISO 8601 text (read as stale under max_age)"))
-            continue
-        if not ages:
-            detail = f"none of {len(entities)} sampled entities has an event time online"
-            if limit is None:
-                rows.append(CheckRow("event times", group.namespace, PASS, detail))
-            else:
-                rows.append(CheckRow("event times", group.namespace, WARN,
-                                     f"{detail}: max_age {_duration(limit)} does not apply to online lookups"))
-            continue
-        low, median, p95, high = np.percentile(ages, [0, 50, 95, 100]).tolist()
-        detail = (f"{len(ages)} of {len(entities)} sampled entities have one; age min {_duration(low)}, "
-                  f"median {_duration(median)}, p95 {_duration(p95)}, max {_duration(high)}")
-        if limit is None:
-            rows.append(CheckRow("event times", group.namespace, PASS, f"{detail}; no max_age"))
-            continue
-        stale = sum(age > limit for age in ages)
-        detail += f"; {stale} ({stale / len(ages):.0%}) older than max_age {_duration(limit)}, answered as missing"
-        rows.append(CheckRow("event times", group.namespace, WARN if stale == len(ages) else PASS, detail))
+        rows.append(_event_time_row(group, len(entities), stamps, now.value))
     return rows
+
+
+def _event_time_row(group: FeatureGroup, sampled: int, stamps: Sequence[Any], now_ns: int) -> CheckRow:
+    """The event-times row of one namespace from its sampled entities' stored event times."""
+    ages: list[float] = []
+    unreadable = 0
+    for stamp in stamps:
+        try:
+            moment = parse_event_time(stamp)
+        except ValueError:
+            unreadable += 1
+            continue
+        if moment is not None:
+            ages.append((now_ns - moment) / 1e9)
+    limit = group.max_age
+    if unreadable:
+        return CheckRow("event times", group.namespace, FAIL,
+                        f"{unreadable} of {sampled} sampled entities have an event time that is neither epoch "
+                        "seconds nor ISO 8601 text (read as stale under max_age)")
+    if not ages:
+        detail = f"none of {sampled} sampled entities has an event time online"
+        if limit is None:
+            return CheckRow("event times", group.namespace, PASS, detail)
+        return CheckRow("event times", group.namespace, WARN,
+                        f"{detail}: max_age {_duration(limit)} does not apply to online lookups")
+    low, median, p95, high = np.percentile(ages, [0, 50, 95, 100]).tolist()
+    detail = (f"{len(ages)} of {sampled} sampled entities have one; age min {_duration(low)}, "
+              f"median {_duration(median)}, p95 {_duration(p95)}, max {_duration(high)}")
+    if limit is None:
+        return CheckRow("event times", group.namespace, PASS, f"{detail}; no max_age")
+    stale = sum(age > limit for age in ages)
+    detail += f"; {stale} ({stale / len(ages):.0%}) older than max_age {_duration(limit)}, answered as missing"
+    return CheckRow("event times", group.namespace, WARN if stale == len(ages) else PASS, detail)
 
 
 def _duration(seconds: float) -> str:
@@ -455,7 +423,7 @@ def run_checks(
     >>> [r.status for r in rows if r.check == "connection"]  # doctest: +SKIP
     ['PASS']
     """
-    from fs_augment.stores import connect
+    from fs_augment.connections import connect
 
     if not isinstance(sample, int) or sample < 1:
         raise ValueError(f"sample must be a positive integer, got {sample!r}")
@@ -541,7 +509,7 @@ def lookup_features(
     >>> lookup_features("recipes/experiment.yaml", {"user_id": "user1"}, env="local")  # doctest: +SKIP
     [LookupRow(feature='user_demographics:age', value=46, found=True, note=''), ...]
     """
-    from fs_augment.stores import connect
+    from fs_augment.connections import connect
 
     parsed = load_recipe(recipe)
     config = load_config(env, config_dir)

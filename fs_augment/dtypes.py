@@ -10,9 +10,12 @@ kind    dtype (default)        ``nullable=True``  missing value
 int     ``float64``            ``Int64``          ``NaN`` / ``pd.NA``
 float   ``float64``            ``float64``        ``NaN``
 bool    ``float64`` (1.0/0.0)  ``boolean``        ``NaN`` / ``pd.NA``
-str     ``str``                ``str``            ``NaN`` (pandas' string dtype)
+str     text (see below)       text               ``NaN``
 object  ``object``             ``object``         ``NaN`` (mixed types, arrays)
 ======  =====================  =================  ==========================
+
+*text* is the text dtype of the pandas the transformer runs on: ``str`` on pandas 3 (pandas'
+string dtype, NaN for missing), ``object`` on pandas 2 (see :mod:`fs_augment._compat`).
 
 The default keeps every column usable by any scikit-learn estimator
 (``pd.NA`` is refused by many of them); ``nullable=True`` keeps integers exact.
@@ -39,16 +42,16 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
+from fs_augment._compat import TEXT_DTYPE, TEXT_DTYPE_NAME, one_text, text_array
 from fs_augment.keys import InvalidValue
 
 __all__ = ["DTYPES", "NULLABLE_DTYPES", "Coerced", "TextIssues", "coerce", "describe_kinds", "dtype_name", "empty",
-           "fill", "infer_kind", "text_issues", "value_kinds"]
+           "fill", "infer_kind", "input_kind", "text_issues", "value_kinds"]
 
-DTYPES = {"int": "float64", "float": "float64", "bool": "float64", "str": "str", "object": "object"}
+DTYPES = {"int": "float64", "float": "float64", "bool": "float64", "str": TEXT_DTYPE_NAME, "object": "object"}
 NULLABLE_DTYPES = {**DTYPES, "int": "Int64", "bool": "boolean"}
-# pandas' "str" dtype (NaN for missing) on Python storage: cheapest to build row by row
-_STR = pd.StringDtype("python", na_value=np.nan)
-#: the dtype of ``str`` features (pandas' ``str`` on Python storage, NaN for missing)
+_STR = TEXT_DTYPE
+#: the dtype of ``str`` features (pandas 3: ``str`` on Python storage; pandas 2: ``object``), NaN for missing
 STR_DTYPE = _STR
 
 _NONE = type(None)
@@ -109,6 +112,38 @@ def infer_kind(values: Sequence[Any] | np.ndarray | pd.api.extensions.ExtensionA
     return "object"
 
 
+def input_kind(column: pd.Series) -> str:
+    """The kind of an input (spine) column at fit, for a served model's signature.
+
+    ``str`` (text, missing allowed), ``int`` (integers within int64, none
+    missing: a missing value would make them floats in a request), ``float``,
+    ``bool`` (none missing), ``datetime``, or ``object`` when that is
+    ambiguous: mixed types, integers or bools with missing values, extension
+    dtypes other than text and nullable numbers (categories, periods ...).
+
+    Examples
+    --------
+    >>> input_kind(pd.Series(["u1", None])), input_kind(pd.Series([1, 2])), input_kind(pd.Series([1.0, None]))
+    ('str', 'int', 'float')
+    >>> input_kind(pd.Series([1, None], dtype="Int64")), input_kind(pd.Series([1, "u2"], dtype=object))
+    ('object', 'object')
+    """
+    dtype = column.dtype
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    if isinstance(dtype, pd.StringDtype):
+        return "str"
+    numpy = isinstance(dtype, np.dtype)
+    if not numpy and getattr(dtype, "kind", "O") not in "iufb":  # nullable and Arrow numbers pass
+        return "object"
+    kind = infer_kind(column.to_numpy() if numpy else column.array)
+    if kind in ("int", "bool") and column.isna().any():
+        return "object"
+    if kind == "float" and dtype.kind == "O" and column.isna().all():  # nothing seen to tell a kind by
+        return "object"
+    return kind
+
+
 def _is_nan(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float | np.floating) and math.isnan(value))
 
@@ -148,7 +183,7 @@ def empty(kind: str, nullable: bool = False) -> Any:
     if not nullable and kind in ("int", "bool"):
         return np.array([], dtype="float64")
     if kind == "str":
-        return pd.array([], dtype=_STR)
+        return text_array(np.array([], dtype=object))
     if kind == "object":
         return pd.Series([], dtype=object)
     return pd.array([], dtype=NULLABLE_DTYPES[kind]) if kind in ("int", "bool") else np.array([], dtype="float64")
@@ -194,14 +229,7 @@ def _as_int(values: Any) -> Coerced:
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
         return Coerced(pd.array(values, dtype="Int64"), 0, 0)
     if isinstance(values, np.ndarray | pd.api.extensions.ExtensionArray) and values.dtype.kind == "f":
-        floats = np.asarray(values.to_numpy(dtype="float64", na_value=np.nan)
-                            if isinstance(values, pd.api.extensions.ExtensionArray) else values, dtype="float64")
-        nan = np.isnan(floats)
-        with np.errstate(invalid="ignore"):
-            bad = ~nan & (np.mod(floats, 1) != 0)
-        if bad.any():
-            floats = np.where(bad, np.nan, floats)
-        return Coerced(pd.array(floats, dtype="Int64"), int(nan.sum() + bad.sum()), int(bad.sum()))
+        return _whole_floats_as_int(values)
     if isinstance(values, pd.api.extensions.ExtensionArray) and values.dtype.kind in "iu":
         out = values.astype("Int64")
         return Coerced(out, int(out.isna().sum()), 0)
@@ -213,6 +241,23 @@ def _as_int(values: Any) -> Coerced:
             pass
         else:
             return Coerced(out, int(out.isna().sum()), 0)
+    return _ints_one_by_one(values)
+
+
+def _whole_floats_as_int(values: Any) -> Coerced:
+    """A float array as Int64: whole numbers kept, the rest invalid (NaN: missing)."""
+    floats = np.asarray(values.to_numpy(dtype="float64", na_value=np.nan)
+                        if isinstance(values, pd.api.extensions.ExtensionArray) else values, dtype="float64")
+    nan = np.isnan(floats)
+    with np.errstate(invalid="ignore"):
+        bad = ~nan & (np.mod(floats, 1) != 0)
+    if bad.any():
+        floats = np.where(bad, np.nan, floats)
+    return Coerced(pd.array(floats, dtype="Int64"), int(nan.sum() + bad.sum()), int(bad.sum()))
+
+
+def _ints_one_by_one(values: Any) -> Coerced:
+    """Values of any types as Int64: ints within int64 and whole finite floats kept, the rest invalid."""
     clean: list[Any] = []
     invalid = 0
     for v in values:
@@ -250,14 +295,14 @@ def _text_column(values: Any) -> Coerced | None:
     Python loop; None for anything else (the general path)."""
     if infer_dtype(values, skipna=True) != "string":  # skips None/NaN/NA only, exactly what counts as missing
         return None
-    out = pd.array(values, dtype=_STR)  # missing values become NaN
-    return Coerced(out, int(np.count_nonzero(out.isna())), 0)
+    out = text_array(values)  # missing values become NaN
+    return Coerced(out, int(np.count_nonzero(pd.isna(out))), 0)
 
 
 def _as_object(values: Any, kind: str) -> Coerced:
     if kind == "str" and isinstance(getattr(values, "dtype", None), pd.StringDtype):
-        out = pd.array(values, dtype=_STR)
-        return Coerced(out, int(out.isna().sum()), 0)
+        out = text_array(values)
+        return Coerced(out, int(np.count_nonzero(pd.isna(out))), 0)
     if isinstance(values, pd.api.extensions.ExtensionArray):
         values = values.to_numpy(dtype=object, na_value=None)
     if kind == "str" and len(values) > 1:
@@ -284,13 +329,14 @@ def _as_object(values: Any, kind: str) -> Coerced:
         else:
             out[i] = v
     if kind == "str":
-        return Coerced(pd.array(out, dtype=_STR), missing, invalid)
+        return Coerced(text_array(out), missing, invalid)
     # a Series told its dtype: pandas infers str from an array of all-text values
     return Coerced(pd.Series(out, dtype=object, copy=False), missing, invalid)
 
 
+
+
 _ONE_NAN = (np.nan,)
-_StringArray = pd.arrays.StringArray
 
 
 def _coerce_one(value: Any, kind: str, nullable: bool) -> Coerced | None:
@@ -298,16 +344,14 @@ def _coerce_one(value: Any, kind: str, nullable: bool) -> Coerced | None:
     (or is None); None for anything else, which takes the general path.
 
     Gives exactly what the general path gives: ``float64`` arrays for float, int and bool (not
-    nullable) and a ``str`` array for str.
+    nullable) and a text array for str.
     """
     t = type(value)
     if kind == "str":
         if t is str:
-            holder = np.empty(1, dtype=object)
-            holder[0] = value
-            return Coerced(_StringArray(holder, dtype=_STR), 0, 0)
+            return Coerced(one_text(value), 0, 0)
         if value is None:
-            return Coerced(_StringArray(np.array(_ONE_NAN, dtype=object), dtype=_STR), 1, 0)
+            return Coerced(one_text(np.nan), 1, 0)
         return None
     if kind == "float" or not nullable:
         if value is None:

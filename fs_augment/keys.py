@@ -31,14 +31,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import orjson as _orjson  # a faster parser for the same JSON grammar
 import pandas as pd
 
 from fs_augment.errors import RecipeError, SpineError
-
-try:  # a faster parser for the same JSON grammar
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - orjson is a declared dependency
-    _orjson = None
 
 __all__ = [
     "NAME_PATTERN",
@@ -248,22 +244,9 @@ def entity_texts(values: pd.Series | np.ndarray | pd.api.extensions.ExtensionArr
     if isinstance(values, pd.Series):
         dtype = values.dtype
         if dtype.kind in "iu":
-            if isinstance(dtype, pd.api.extensions.ExtensionDtype):  # nullable Int64 and friends
-                mask = values.isna().to_numpy()
-                ints = values.to_numpy(dtype="uint64" if dtype.kind == "u" else "int64", na_value=0).tolist()
-                return [None if m else str(v) for v, m in zip(ints, mask.tolist(), strict=True)]
-            return [str(v) for v in values.to_numpy().tolist()]
+            return _integer_texts(values)
         if dtype.kind == "f":
-            arr = values.to_numpy(dtype="float64", na_value=np.nan)
-            nan = np.isnan(arr)
-            with np.errstate(invalid="ignore"):
-                ok = nan | (np.isfinite(arr) & (np.mod(arr, 1) == 0))
-            if not ok.all():
-                raise _bad_entity(float(arr[~ok][0]), column)
-            if (np.abs(arr[~nan]) >= 2.0**63).any():  # beyond int64: Python ints, one by one
-                return [entity_to_text(v, column) for v in arr.tolist()]
-            ints = np.where(nan, 0, arr).astype("int64").tolist()
-            return [None if m else str(v) for v, m in zip(ints, nan.tolist(), strict=True)]
+            return _float_texts(values, column)
         if dtype.kind == "b":
             present = values.dropna()
             if len(present):
@@ -271,6 +254,30 @@ def entity_texts(values: pd.Series | np.ndarray | pd.api.extensions.ExtensionArr
             return [None] * len(values)
         values = values.tolist()
     return [entity_to_text(v, column) for v in values]
+
+
+def _integer_texts(values: pd.Series) -> list[str | None]:
+    """Key texts of an integer column (numpy or nullable)."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype):  # nullable Int64 and friends
+        mask = values.isna().to_numpy()
+        ints = values.to_numpy(dtype="uint64" if dtype.kind == "u" else "int64", na_value=0).tolist()
+        return [None if m else str(v) for v, m in zip(ints, mask.tolist(), strict=True)]
+    return [str(v) for v in values.to_numpy().tolist()]
+
+
+def _float_texts(values: pd.Series, column: str | None) -> list[str | None]:
+    """Key texts of a float column whose values are whole numbers (NaN: no entity); anything else is refused."""
+    arr = values.to_numpy(dtype="float64", na_value=np.nan)
+    nan = np.isnan(arr)
+    with np.errstate(invalid="ignore"):
+        ok = nan | (np.isfinite(arr) & (np.mod(arr, 1) == 0))
+    if not ok.all():
+        raise _bad_entity(float(arr[~ok][0]), column)
+    if (np.abs(arr[~nan]) >= 2.0**63).any():  # beyond int64: Python ints, one by one
+        return [entity_to_text(v, column) for v in arr.tolist()]
+    ints = np.where(nan, 0, arr).astype("int64").tolist()
+    return [None if m else str(v) for v, m in zip(ints, nan.tolist(), strict=True)]
 
 
 class InvalidValue:
@@ -349,15 +356,11 @@ def decode_value(raw: bytes | str | None) -> Any:
     """
     if raw is None:
         return None
-    if _orjson is not None:
-        try:
-            value = _orjson.loads(raw)
-        except _orjson.JSONDecodeError:
-            pass
-        else:
-            if not _maybe_lossy(value, raw):
-                return value
-    return _decode_text(raw)
+    try:
+        value = _orjson.loads(raw)
+    except _orjson.JSONDecodeError:
+        return _decode_text(raw)
+    return _decode_text(raw) if _maybe_lossy(value, raw) else value
 
 
 # orjson reads an integer beyond 64 bits as a float; such values are re-read with json.
@@ -391,8 +394,6 @@ def _decode_text(raw: bytes | str) -> Any:
 
 def decode_values(raws: Iterable[bytes | str | None]) -> list[Any]:
     """Decode many stored values (see :func:`decode_value`)."""
-    if _orjson is None:
-        return [decode_value(r) for r in raws]
     loads = _orjson.loads
     error = _orjson.JSONDecodeError
     out: list[Any] = []

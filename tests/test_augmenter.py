@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from fs_augment import FeatureStoreAugmenter
+from fs_augment._compat import TEXT_DTYPE_NAME
 from fs_augment.connections import close_all
 from fs_augment.errors import (
     FeatureNotFoundError,
@@ -88,7 +89,7 @@ def test_fit_transform_adds_features_with_pinned_dtypes(store):
     assert out["user_demographics__age"].tolist()[:2] == [34, 51]
     assert out["user_demographics__age"].isna().tolist() == [False, False, True, True]
     assert out["product_details__price"].dtype == np.float64
-    assert str(out["user_demographics__country_code"].dtype) == "str"
+    assert str(out["user_demographics__country_code"].dtype) == TEXT_DTYPE_NAME
     assert aug.feature_dtypes_["user_demographics__age"] == "float64"
     assert aug.feature_kinds_["user_demographics__age"] == "int"
     assert aug.missing_rate_["user_demographics__age"] == 0.5
@@ -125,7 +126,7 @@ def test_missing_int_for_served_entity_keeps_dtype(store, nullable, int_dtype):
     assert str(out["user_demographics__age"].dtype) == int_dtype
     assert str(aug.transform(spine(["u1"], ["p9"]))["user_demographics__age"].dtype) == int_dtype
     assert out["product_details__price"].dtype == np.float64
-    assert str(out["product_details__category"].dtype) == "str"
+    assert str(out["product_details__category"].dtype) == TEXT_DTYPE_NAME
 
 
 def test_mode_auto_reads_environment_variable(store, monkeypatch):
@@ -235,6 +236,18 @@ def test_set_output_pandas_and_default(store):
     out = aug.fit_transform(spine(["u1"], ["p1"]))
     assert isinstance(out, pd.DataFrame)
     assert list(out.columns) == list(aug.get_feature_names_out())
+
+
+def test_fit_params_are_refused_not_dropped(store):
+    X, y = spine(["u1", "u2"], ["p1", "p2"]), np.array([0, 1])
+    aug = FeatureStoreAugmenter(RECIPE)
+    with pytest.raises(TypeError, match="'sample_weight'"):
+        aug.fit_transform(X, y, sample_weight=np.ones(2))
+    assert not hasattr(aug, "feature_columns_")  # nothing was fitted
+    pipe = Pipeline([("augment", FeatureStoreAugmenter(RECIPE)), ("model", HistGradientBoostingClassifier())])
+    with pytest.raises(TypeError, match="'sample_weight'"):  # as scikit-learn's own fit would
+        pipe.fit(X, y, augment__sample_weight=np.ones(2))
+    assert aug.fit_transform(X, y).shape == (2, 6)
 
 
 # --- scikit-learn API checks, one by one ------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fs_augment._compat import PANDAS_3
 from fs_augment.errors import RecipeError, SpineError
 from fs_augment.keys import (
     NOT_FINITE,
@@ -34,8 +35,6 @@ from fs_augment.keys import (
 )
 
 from .strategies import INT64_MAX, INT64_MIN, entity_values, integral_floats, json_values, names
-
-PANDAS_3 = int(pd.__version__.split(".")[0]) >= 3
 
 
 def assert_same(got: Any, expected: Any) -> None:

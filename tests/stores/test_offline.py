@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fs_augment.config import load_config
-from fs_augment.errors import FeatureNotFoundError, SpineError, StoreError
+from fs_augment.errors import FeatureNotFoundError, RecipeError, SpineError, StoreError
 from fs_augment.recipe import FeatureGroup
 from fs_augment.stores.offline import ParquetOfflineStore, open_parquet_store
 
@@ -360,7 +360,7 @@ def test_unknown_namespace_names_folder_and_what_exists(store: ParquetOfflineSto
     assert isinstance(info.value, KeyError)
     with pytest.raises(FeatureNotFoundError, match="user_demographics"):
         store.list_features("nope")
-    with pytest.raises(FeatureNotFoundError, match="invalid namespace"):
+    with pytest.raises(RecipeError, match="invalid namespace"):
         store.list_features("..")
 
 
