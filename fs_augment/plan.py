@@ -1,7 +1,8 @@
 """``LookupPlan``: what every lookup of one recipe's feature groups needs, worked out once.
 
 A plan is plain data derived from a tuple of :class:`~fs_augment.recipe.FeatureGroup`: the
-distinct entity columns, which column keys each group, and the qualified output names. The
+distinct entity columns, which column keys each group, the qualified output names, and which groups'
+lookups of latest values also read the namespace's event time (those with ``max_age``). The
 augmenter builds one per fitted recipe and hands it to the adapter on every call, so a served
 request does no per-call bookkeeping and nothing is remembered in module-level tables.
 """
@@ -47,8 +48,7 @@ class LookupPlan:
 
     Examples
     --------
-    >>> from fs_augment.keys import TIMESTAMP_COLUMN
-from fs_augment.recipe import FeatureGroup
+    >>> from fs_augment.recipe import FeatureGroup
     >>> plan = LookupPlan([FeatureGroup("user_demographics", ("age",), "user_id"),
     ...                    FeatureGroup("product_details", ("price", "brand"), "product_id")])
     >>> plan.columns, plan.names
