@@ -423,7 +423,8 @@ def test_ties_take_one_row_by_greatest_values_in_both_lookups(store: BigQueryOff
     assert plain(values["user_demographics:age"]) == [33, 20]
     assert plain(values["user_demographics:country"]) == ["US", "AA"]  # both features from one row
     latest = store.read_latest(USERS)
-    assert latest.to_dict("list") == {"user_id": ["u1", "u2"], "age": [33, 20], "country": ["US", "AA"]}
+    assert latest.to_dict("list") == {"user_id": ["u1", "u2"], "age": [33, 20], "country": ["US", "AA"],
+                                      "event_timestamp": [at(10), at(10)]}
 
 
 def test_value_dtypes_match_the_parquet_store(store: BigQueryOfflineStore, tmp_path: Path) -> None:
