@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 from fs_augment import cache as cache_module
 from fs_augment.cache import TTLCache
 from fs_augment.dtypes import DTYPES, NULLABLE_DTYPES, coerce, dtype_name, empty, fill, infer_kind
-
-from .strategies import INT64_MAX, INT64_MIN, feature_columns
+from tests.support.strategies import INT64_MAX, INT64_MIN, feature_columns
 
 # --- TTLCache ------------------------------------------------------------------------------
 

@@ -23,8 +23,7 @@ from fs_augment.keys import (
     feature_key,
     validate_name,
 )
-
-from .strategies import INT64_MAX, INT64_MIN, entity_values, integral_floats, json_values, names
+from tests.support.strategies import INT64_MAX, INT64_MIN, entity_values, integral_floats, json_values, names
 
 PANDAS_3 = int(pd.__version__.split(".")[0]) >= 3
 

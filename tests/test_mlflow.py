@@ -25,7 +25,7 @@ import fs_augment.mlflow as fs_mlflow
 from fs_augment import FeatureStoreAugmenter
 from fs_augment.connections import close_all
 from fs_augment.keys import encode_value, feature_key
-from tests.conftest import redis_host_and_db
+from tests.support.stores import redis_host_and_db
 
 pytestmark = pytest.mark.mlflow
 

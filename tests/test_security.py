@@ -33,9 +33,9 @@ from fs_augment.config import load_config
 from fs_augment.connections import close_all, get_adapter
 from fs_augment.errors import ConfigError, RecipeError, StoreUnavailableError
 from fs_augment.writer import write_namespace
-from tests.stores.conftest import store_config
-from tests.strategies import passwords
 from tests.support.redis_servers import RedisServer, TlsFiles, make_tls_files
+from tests.support.stores import store_config
+from tests.support.strategies import passwords
 
 PACKAGE = Path(fs_augment.__file__).parent
 RECIPE = {"augmenter": {"features": [{"feature_namespace": "user_demographics", "features": ["age", "country_code"]}]}}

@@ -35,9 +35,8 @@ from fs_augment.stores import redis as redis_store
 from fs_augment.stores.base import FeatureRequest
 from fs_augment.stores.redis import RedisOptions, RedisStore, open_redis_store, store_for_url
 from fs_augment.writer import materialize, write_namespace, write_parquet_namespace
-from tests.conftest import redis_host_and_db
-from tests.stores.conftest import store_config
 from tests.support.redis_servers import RedisServer, SilentServer, TlsFiles, free_port, make_tls_files
+from tests.support.stores import redis_host_and_db, store_config
 
 USER_SPECS = [{"namespace": "user_demographics", "features": ["age", "country_code", "gender"]},
               {"namespace": "user_purchase_summary", "features": ["ltv", "total_purchase_count"]}]
@@ -610,7 +609,7 @@ def test_materialize_needs_an_offline_store(redis_client: redis.Redis, env_for: 
 
 def test_the_online_cache_keeps_values_not_absences(redis_client: redis.Redis, redis_url: str,
                                                     make_config_dir: Callable[..., Path]) -> None:
-    from tests.conftest import redis_host_and_db
+    from tests.support.stores import redis_host_and_db
 
     host, db = redis_host_and_db(redis_client)
     demographics = [{"namespace": "user_demographics", "features": ["age", "country_code", "gender"]}]
