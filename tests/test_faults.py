@@ -60,8 +60,7 @@ def pairs(users: int, products: int) -> pd.DataFrame:
 
 
 def mget_calls(server: RedisServer) -> int:
-    stat = server.info("commandstats").get("cmdstat_mget", "calls=0")
-    return int(stat.split(",", 1)[0].split("=", 1)[1])
+    return int(server.info("commandstats").get("cmdstat_mget", {}).get("calls", 0))
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Secrets kept (issue 9, CONTRACT 3): passwords come only from ``${VAR}`` interpolation and show nowhere.
 
-Against private redis-server processes (password, ACL users, TLS from ``openssl``-made certificates).
+Against private redis-server processes (password, ACL users, TLS from ``trustme``-made certificates).
 Already covered in tests/stores/test_redis.py and not repeated here: a fixed password from the
 environment, a wrong or missing password naming the host, an ACL user in the URL and in config
 keys, NOPERM as a StoreError, TLS with and without the CA file, a CA file with a ``redis://`` URL.
