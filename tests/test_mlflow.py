@@ -25,6 +25,7 @@ import fs_augment.mlflow as fs_mlflow
 from fs_augment import FeatureStoreAugmenter
 from fs_augment.connections import close_all
 from fs_augment.keys import encode_value, feature_key
+from tests.support.redis_servers import free_port
 from tests.support.stores import redis_host_and_db
 
 pytestmark = pytest.mark.mlflow
@@ -87,24 +88,17 @@ def fitted_pipeline(ages: dict[str, int]) -> tuple[Pipeline, pd.DataFrame]:
     return pipe.fit(X, y), X
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     def __init__(self, model_uri: str, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
         self.log = log
-        self.proc = subprocess.Popen(
-            [mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local",
-             "-h", "127.0.0.1", "-p", str(self.port), "-w", "1"],
-            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        with log.open("wb") as out:  # the server writes to its own copy of the file descriptor
+            self.proc = subprocess.Popen(
+                [mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local",
+                 "-h", "127.0.0.1", "-p", str(self.port), "-w", "1"],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -11,7 +11,6 @@ ties, how the spine travels, ``connect``.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,38 +37,13 @@ from fs_augment.stores.bigquery import (
 from fs_augment.stores.bigquery_sql import TableSQL, latest_sql, point_in_time_sql, quote_identifier
 from fs_augment.stores.offline import ParquetOfflineStore
 from tests.support.bqemulator import BigQueryEmulator
+from tests.support.spines import at, missing, plain, spine_of
 from tests.support.stores import BIGQUERY_PROJECT, new_bigquery_store, redis_host_and_db, write_parquet
 
 pytestmark = pytest.mark.bigquery
 
 PROJECT = BIGQUERY_PROJECT
-T0 = pd.Timestamp("2024-01-01", tz="UTC")
-NS = pd.Timedelta(1, "ns")
 USERS = FeatureGroup("user_demographics", ("age", "country"), "user_id")
-
-
-def at(seconds: float) -> pd.Timestamp:
-    return T0 + pd.Timedelta(seconds=seconds)
-
-
-def spine_of(rows: Sequence[tuple[Any, ...]], columns: Sequence[str] = ("user_id", "ts")) -> pd.DataFrame:
-    """A spine as the adapter hands it over: entity keys as text or None, times as UTC nanoseconds."""
-    frame = pd.DataFrame(list(rows), columns=list(columns))
-    for column in columns[:-1]:
-        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
-    frame[columns[-1]] = pd.to_datetime(frame[columns[-1]], utc=True).astype("datetime64[ns, UTC]")
-    return frame
-
-
-def missing(value: Any) -> bool:
-    if isinstance(value, np.datetime64):
-        return bool(np.isnat(value))
-    return value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
-
-
-def plain(values: Any) -> list[Any]:
-    """Values as comparable Python objects, every kind of missing as None."""
-    return [None if missing(v) else v for v in list(values)]
 
 
 def raw_tables(store: BigQueryOfflineStore) -> list[str]:

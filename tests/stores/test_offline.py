@@ -7,7 +7,6 @@ file order, bad files, concurrency and the config URI.
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 import threading
@@ -25,8 +24,7 @@ from fs_augment.config import load_config
 from fs_augment.errors import FeatureNotFoundError, StoreError
 from fs_augment.recipe import FeatureGroup
 from fs_augment.stores.offline import ParquetOfflineStore, open_parquet_store
-
-T0 = pd.Timestamp("2024-01-01", tz="UTC")
+from tests.support.spines import T0, missing, spine_of
 
 
 def minutes(m: float) -> pd.Timestamp:
@@ -36,19 +34,6 @@ def minutes(m: float) -> pd.Timestamp:
 def write(path: Path, frame: pd.DataFrame) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
-
-
-def spine_of(rows: list[tuple[Any, ...]], columns: tuple[str, ...] = ("user_id", "ts")) -> pd.DataFrame:
-    """A spine as the adapter hands it over: entity keys as text, times as UTC nanoseconds."""
-    frame = pd.DataFrame(rows, columns=list(columns))
-    for column in columns[:-1]:
-        frame[column] = frame[column].astype(object)
-    frame[columns[-1]] = pd.to_datetime(frame[columns[-1]], utc=True).astype("datetime64[ns, UTC]")
-    return frame
-
-
-def missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 # --- the brute-force reference ----------------------------------------------------

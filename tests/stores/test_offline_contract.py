@@ -8,45 +8,16 @@ column types and SQL, tie-breaking) is tested in test_offline.py and test_bigque
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from fs_augment.errors import FeatureNotFoundError, SpineError, StoreError
 from fs_augment.recipe import FeatureGroup
+from tests.support.spines import NS, at, plain, spine_of
 from tests.support.stores import OfflineHarness
 
-T0 = pd.Timestamp("2024-01-01", tz="UTC")
-NS = pd.Timedelta(1, "ns")
 USERS = FeatureGroup("user_demographics", ("age", "country"), "user_id")
-
-
-def at(seconds: float) -> pd.Timestamp:
-    return T0 + pd.Timedelta(seconds=seconds)
-
-
-def spine_of(rows: Sequence[tuple[Any, ...]], columns: Sequence[str] = ("user_id", "ts")) -> pd.DataFrame:
-    """A spine as the adapter hands it over: entity keys as text or None, times as UTC nanoseconds."""
-    frame = pd.DataFrame(list(rows), columns=list(columns))
-    for column in columns[:-1]:
-        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
-    frame[columns[-1]] = pd.to_datetime(frame[columns[-1]], utc=True).astype("datetime64[ns, UTC]")
-    return frame
-
-
-def missing(value: Any) -> bool:
-    if isinstance(value, np.datetime64):
-        return bool(np.isnat(value))
-    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
-
-
-def plain(values: Any) -> list[Any]:
-    """Values as comparable Python objects, every kind of missing as None."""
-    return [None if missing(v) else v for v in list(values)]
 
 
 def user_history() -> pd.DataFrame:
