@@ -30,7 +30,15 @@ import numpy as np
 import pandas as pd
 
 from fs_augment.errors import ConfigError, SpineError, StoreError
-from fs_augment.keys import TIMESTAMP_COLUMN, encode_value, entity_column_for, entity_texts, feature_key, validate_name
+from fs_augment.keys import (
+    CREATED_COLUMN,
+    TIMESTAMP_COLUMN,
+    encode_value,
+    entity_column_for,
+    entity_texts,
+    feature_key,
+    validate_name,
+)
 from fs_augment.recipe import FeatureGroup, Recipe, load_recipe, parse_feature_specs
 from fs_augment.stores.base import OnlineStore
 
@@ -49,7 +57,7 @@ def _feature_columns(frame: pd.DataFrame, namespace: str, entity_column: str) ->
             f"the frame written to namespace {namespace!r} has no entity column {entity_column!r}; "
             f"its columns: {', '.join(map(str, frame.columns)) or 'none'} (pass entity_column=)"
         )
-    features = [c for c in frame.columns if c not in (entity_column, TIMESTAMP_COLUMN)]
+    features = [c for c in frame.columns if c not in (entity_column, TIMESTAMP_COLUMN, CREATED_COLUMN)]
     for feature in features:
         validate_name(feature, "feature", f"the frame written to namespace {namespace!r}")
     return features
