@@ -361,7 +361,7 @@ def test_pipeline_fit_predict_and_pickle_round_trip_in_fresh_process(store, tmp_
 
 
 def test_pickle_holds_no_password_and_no_host_of_other_environments(make_config_dir, redis_client, monkeypatch):
-    from tests.conftest import redis_host_and_db
+    from tests.support.stores import redis_host_and_db
 
     host, db = redis_host_and_db(redis_client)
     put(redis_client, "user_demographics", USERS)
@@ -384,7 +384,7 @@ def test_pickle_holds_no_password_and_no_host_of_other_environments(make_config_
 
 
 def test_env_is_resolved_where_model_runs_unless_pinned(store, second_redis_client, make_config_dir, monkeypatch):
-    from tests.conftest import redis_host_and_db
+    from tests.support.stores import redis_host_and_db
 
     put(second_redis_client, "user_demographics", {"u1": {"age": 99, "country_code": "JP"}})
     put(second_redis_client, "product_details", PRODUCTS)

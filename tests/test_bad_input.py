@@ -35,8 +35,8 @@ from fs_augment.connections import close_all
 from fs_augment.errors import ConfigError, FeatureQualityWarning, FsAugmentError, RecipeError, SpineError
 from fs_augment.keys import encode_value, feature_key
 from fs_augment.writer import write_namespace
-from tests.stores.conftest import store_config
 from tests.support.redis_servers import RedisCluster, RedisServer
+from tests.support.stores import store_config
 
 RECIPE = {"augmenter": {"features": [
     {"feature_namespace": "user_demographics", "features": ["age", "country_code"], "defaults": {"age": -1}},

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 from fs_augment.config import Config, Secret, deep_merge, interpolate, load_config, resolve_env_name
 from fs_augment.errors import ConfigError, FsAugmentError
-
-from .strategies import config_trees, env_var_names, json_scalars, passwords, texts_without_placeholder
+from tests.support.strategies import config_trees, env_var_names, json_scalars, passwords, texts_without_placeholder
 
 REPO_CONFIG = Path(__file__).parents[1] / "config"
 MakeConfigDir = Callable[..., Path]

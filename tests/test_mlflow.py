@@ -28,7 +28,8 @@ from fs_augment._compat import TEXT_DTYPE_NAME
 from fs_augment._wheel import build_wheel, wheel_name
 from fs_augment.connections import close_all
 from fs_augment.keys import encode_value, feature_key
-from tests.conftest import redis_host_and_db
+from tests.support.redis_servers import free_port
+from tests.support.stores import redis_host_and_db
 
 pytestmark = pytest.mark.mlflow
 
@@ -96,24 +97,17 @@ def columns_of(schema) -> list[tuple[str, str, bool]]:
     return [(c["name"], c["type"], c["required"]) for c in (spec.to_dict() for spec in schema.inputs)]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     def __init__(self, model_uri: str, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
         self.log = log
-        self.proc = subprocess.Popen(
-            [mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local",
-             "-h", "127.0.0.1", "-p", str(self.port), "-w", "1"],
-            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        with log.open("wb") as out:  # the server writes to its own copy of the file descriptor
+            self.proc = subprocess.Popen(
+                [mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local",
+                 "-h", "127.0.0.1", "-p", str(self.port), "-w", "1"],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

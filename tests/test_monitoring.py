@@ -28,9 +28,8 @@ from fs_augment.connections import close_all, get_adapter
 from fs_augment.errors import ConfigError, FeatureQualityWarning, StoreUnavailableError
 from fs_augment.monitoring import LookupMetrics, MetricsPusher
 from fs_augment.writer import write_namespace
-from tests.conftest import redis_host_and_db
-from tests.stores.conftest import store_config
 from tests.support.redis_servers import RedisServer, free_port
+from tests.support.stores import redis_host_and_db, store_config
 
 SPECS = [{"namespace": "user_demographics", "features": ["age", "country_code"]}]
 RECIPE = {"augmenter": {"features": [{"feature_namespace": "user_demographics", "features": ["age", "country_code"]}]}}

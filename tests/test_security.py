@@ -1,6 +1,6 @@
 """Secrets kept (issue 9, CONTRACT 3): passwords come only from ``${VAR}`` interpolation and show nowhere.
 
-Against private redis-server processes (password, ACL users, TLS from ``openssl``-made certificates).
+Against private redis-server processes (password, ACL users, TLS from ``trustme``-made certificates).
 Already covered in tests/stores/test_redis.py and not repeated here: a fixed password from the
 environment, a wrong or missing password naming the host, an ACL user in the URL and in config
 keys, NOPERM as a StoreError, TLS with and without the CA file, a CA file with a ``redis://`` URL.
@@ -33,9 +33,9 @@ from fs_augment.config import load_config
 from fs_augment.connections import close_all, get_adapter
 from fs_augment.errors import ConfigError, RecipeError, StoreUnavailableError
 from fs_augment.writer import write_namespace
-from tests.stores.conftest import store_config
-from tests.strategies import passwords
 from tests.support.redis_servers import RedisServer, TlsFiles, make_tls_files
+from tests.support.stores import store_config
+from tests.support.strategies import passwords
 
 PACKAGE = Path(fs_augment.__file__).parent
 RECIPE = {"augmenter": {"features": [{"feature_namespace": "user_demographics", "features": ["age", "country_code"]}]}}
