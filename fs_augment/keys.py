@@ -37,6 +37,7 @@ import pandas as pd
 from fs_augment.errors import RecipeError, SpineError
 
 __all__ = [
+    "CREATED_COLUMN",
     "NAME_PATTERN",
     "NOT_FINITE",
     "NOT_UTF8",
@@ -59,6 +60,10 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 
 #: The column of each feature row's time in the offline layout (CONTRACT 4.4).
 TIMESTAMP_COLUMN = "event_timestamp"
+
+#: The optional column of when each feature row became known (CONTRACT 4.4): a point-in-time
+#: lookup uses a row only once it is created; null means known at its ``event_timestamp``.
+CREATED_COLUMN = "created_timestamp"
 
 
 def validate_name(name: object, what: str, where: str = "") -> str:

@@ -33,6 +33,7 @@ import pandas as pd
 
 from fs_augment.errors import ConfigError, SpineError, StoreError
 from fs_augment.keys import (
+    CREATED_COLUMN,
     TIMESTAMP_COLUMN,
     encode_value,
     entity_column_for,
@@ -60,7 +61,7 @@ def _feature_columns(frame: pd.DataFrame, namespace: str, entity_column: str) ->
             f"the frame written to namespace {namespace!r} has no entity column {entity_column!r}; "
             f"its columns: {', '.join(map(str, frame.columns)) or 'none'} (pass entity_column=)"
         )
-    features = [c for c in frame.columns if c not in (entity_column, TIMESTAMP_COLUMN)]
+    features = [c for c in frame.columns if c not in (entity_column, TIMESTAMP_COLUMN, CREATED_COLUMN)]
     for feature in features:
         validate_name(feature, "feature", f"the frame written to namespace {namespace!r}")
     return features

@@ -1,8 +1,8 @@
 """Point-in-time joins inside BigQuery, for ``offline_store_uri: bq://PROJECT.DATASET``.
 
 The dataset holds one table a namespace, ``PROJECT.DATASET.<namespace>``, with
-the entity column, optionally ``event_timestamp``, then one column a feature
-(CONTRACT 4.4). The schema is read at run time (dynamic discovery).
+the entity column, optionally ``event_timestamp``, optionally
+``created_timestamp``, then one column a feature (CONTRACT 4.4). The schema is read at run time (dynamic discovery).
 
 The spine is sent to BigQuery and the join runs there, never in pandas: a
 small spine (at most ``array_max_rows`` usable rows) travels as an
@@ -17,6 +17,10 @@ parquet store's (:mod:`fs_augment.stores.offline`) unless said otherwise:
 * **As of.** The feature row used is the latest one of the row's entity whose
   ``event_timestamp`` is at or before the row's time: a row stamped exactly at
   the spine time counts (inclusive), a later one does not.
+* **Created.** With a ``created_timestamp`` column (``TIMESTAMP``, ``DATETIME``
+  or ``DATE``, read as ``event_timestamp`` is), a row is used for a spine row
+  only if it was created at or before the row's time; null means known at its
+  ``event_timestamp``. The latest of the rows known by then wins.
 * **Times** are compared in UTC. Spine times without a time zone are read as
   UTC, zoned ones are converted. ``event_timestamp`` may be ``TIMESTAMP``,
   ``DATETIME`` (read as UTC) or ``DATE`` (midnight UTC). BigQuery keeps
@@ -85,7 +89,7 @@ from fs_augment.errors import (
     StoreUnavailableError,
     require,
 )
-from fs_augment.keys import TIMESTAMP_COLUMN, entity_column_for, validate_name
+from fs_augment.keys import CREATED_COLUMN, TIMESTAMP_COLUMN, entity_column_for, validate_name
 from fs_augment.recipe import FeatureGroup
 from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
@@ -127,6 +131,7 @@ ARRAY_SPINE_MAX_ROWS = 1000
 #: How long a scratch table lives if the store cannot delete it.
 SCRATCH_TTL = dt.timedelta(hours=1)
 
+_TIME_COLUMNS = (TIMESTAMP_COLUMN, CREATED_COLUMN)  # never features
 _MAX_AGE_US_CAP = 1 << 62  # beyond any difference of two BigQuery timestamps (~3.2e17 us)
 _ARROW_TYPES = {
     "INT64": pa.int64(), "INTEGER": pa.int64(), "FLOAT64": pa.float64(), "FLOAT": pa.float64(),
@@ -395,10 +400,10 @@ class BigQueryOfflineStore(OfflineStore):
         default = entity_column_for(namespace)
         if default in columns:
             return default
-        return next((c for c in columns if c != TIMESTAMP_COLUMN), None)
+        return next((c for c in columns if c not in _TIME_COLUMNS), None)
 
     def list_features(self, namespace: str) -> list[str]:
-        """The feature columns of a namespace's table: every column but the entity and ``event_timestamp``.
+        """The feature columns of a namespace's table: every column but the entity and the two times.
 
         Raises
         ------
@@ -408,7 +413,7 @@ class BigQueryOfflineStore(OfflineStore):
         """
         columns = [f.name for f in self._get_table(namespace).schema]
         entity = self._default_entity_column(namespace, columns)
-        return [c for c in columns if c not in (entity, TIMESTAMP_COLUMN)]
+        return [c for c in columns if c != entity and c not in _TIME_COLUMNS]
 
     def _plan(self, group: FeatureGroup, spine_entity: str = "e0") -> _Plan:
         """Discover a group's table and check it has what the group asks for."""
@@ -416,7 +421,7 @@ class BigQueryOfflineStore(OfflineStore):
         fields = {f.name: f for f in table.schema}
         location = self._table_id(group.namespace)
         column = group.entity_column
-        if column not in fields or column == TIMESTAMP_COLUMN:
+        if column not in fields or column in _TIME_COLUMNS:
             raise StoreError(
                 f"namespace {group.namespace!r} in table {location} has no entity column {column!r}; its "
                 f"columns are: {', '.join(fields) or 'none'}. The entity column must be a column of the "
@@ -433,7 +438,14 @@ class BigQueryOfflineStore(OfflineStore):
                 raise StoreError(
                     f"column {TIMESTAMP_COLUMN!r} of table {location} has type "
                     f"{fields[TIMESTAMP_COLUMN].field_type}; it must be TIMESTAMP, DATETIME or DATE")
-        have = [f for f in fields if f not in (column, TIMESTAMP_COLUMN)]
+        created = None
+        if CREATED_COLUMN in fields:
+            created = time_sql(fields[CREATED_COLUMN].field_type, CREATED_COLUMN)
+            if created is None:
+                raise StoreError(
+                    f"column {CREATED_COLUMN!r} of table {location} has type "
+                    f"{fields[CREATED_COLUMN].field_type}; it must be TIMESTAMP, DATETIME or DATE")
+        have = [f for f in fields if f != column and f not in _TIME_COLUMNS]
         unknown = [f for f in group.features if f not in have]
         if unknown:
             raise FeatureNotFoundError(
@@ -451,6 +463,7 @@ class BigQueryOfflineStore(OfflineStore):
             tiebreak=tiebreak,
             spine_entity=spine_entity,
             max_age=group.max_age is not None and time is not None,
+            created=created,
         )
         return _Plan(sql, types)
 
@@ -758,7 +771,7 @@ def _signature(schema: Sequence[Any]) -> list[tuple[str, str]]:
 def _frame_to_arrow(frame: pd.DataFrame, namespace: str) -> pa.Table:
     """A namespace's rows as Arrow with BigQuery-ready types (int64, microsecond times, text).
 
-    ``event_timestamp`` and zoned time columns become UTC timestamps (naive
+    ``event_timestamp``, ``created_timestamp`` and zoned time columns become UTC timestamps (naive
     ``event_timestamp`` read as UTC); other naive time columns stay naive.
     """
     columns = [str(c) for c in frame.columns]
@@ -787,7 +800,7 @@ def _frame_to_arrow(frame: pd.DataFrame, namespace: str) -> pa.Table:
         elif pa.types.is_large_string(kind) or pa.types.is_null(kind):
             column = column.cast(pa.string())
         elif pa.types.is_timestamp(kind):
-            zone = "UTC" if name in zoned or name == TIMESTAMP_COLUMN else None
+            zone = "UTC" if name in zoned or name in _TIME_COLUMNS else None
             column = pc.floor_temporal(column.cast(pa.timestamp(kind.unit)), unit="microsecond")
             column = column.cast(pa.timestamp("us", tz=zone))
         arrays.append(column)

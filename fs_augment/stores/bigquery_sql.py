@@ -90,15 +90,17 @@ def entity_sql(column: str, field_type: str) -> str | None:
     return None
 
 
-def time_sql(field_type: str) -> str | None:
-    """The time of table row ``t`` as a ``TIMESTAMP`` (UTC), or None if the type is not a time.
+def time_sql(field_type: str, column: str = TIMESTAMP_COLUMN) -> str | None:
+    """Column ``column`` of table row ``t`` as a ``TIMESTAMP`` (UTC), or None if the type is not a time.
 
     Examples
     --------
     >>> time_sql("TIMESTAMP"), time_sql("DATE")
     ('t.`event_timestamp`', 'TIMESTAMP(t.`event_timestamp`)')
+    >>> time_sql("DATETIME", "created_timestamp")
+    'TIMESTAMP(t.`created_timestamp`)'
     """
-    ref = f"t.{quote_identifier(TIMESTAMP_COLUMN)}"
+    ref = f"t.{quote_identifier(column)}"
     if field_type == "TIMESTAMP":
         return ref
     if field_type in ("DATETIME", "DATE"):
@@ -128,6 +130,10 @@ class TableSQL:
     max_age : bool
         Whether rows older than the parameters ``@max_age_us_<i>`` and
         ``@max_age_rem_<i>`` (nanoseconds beyond the microseconds) are ignored.
+    created : str or None
+        SQL expression of row ``t``'s ``created_timestamp`` (:func:`time_sql`); None
+        when the table has none. A row is then used for a spine row only once
+        created (null: known at its event time).
     """
 
     table: str
@@ -137,6 +143,7 @@ class TableSQL:
     tiebreak: tuple[str, ...] = ()
     spine_entity: str = "e0"
     max_age: bool = False
+    created: str | None = None
 
     def order_by(self) -> str:
         """The window order putting the row to use first."""
@@ -200,11 +207,13 @@ def _join_sql(groups: tuple[TableSQL, ...]) -> str:
             conditions.append("s.ts IS NOT NULL")
         else:
             conditions.append(f"{group.time} <= s.ts")
-            if group.max_age:
-                conditions.append(
-                    f"TIMESTAMP_DIFF(s.ts, {group.time}, MICROSECOND) "
-                    f"<= @max_age_us_{i} - IF(s.ts_rem > @max_age_rem_{i}, 1, 0)"
-                )
+        if group.created is not None:  # known by then: no leakage from later backfills
+            conditions.append(f"({group.created} IS NULL OR {group.created} <= s.ts)")
+        if group.max_age:
+            conditions.append(
+                f"TIMESTAMP_DIFF(s.ts, {group.time}, MICROSECOND) "
+                f"<= @max_age_us_{i} - IF(s.ts_rem > @max_age_rem_{i}, 1, 0)"
+            )
         picked = ", ".join(f"c{j}" for j in range(len(group.features)))
         ctes.append(
             f"g{i} AS (SELECT row_id, {picked} FROM ("

@@ -2,8 +2,8 @@
 
 The folder holds one table a namespace, ``ROOT/<namespace>.parquet`` or
 ``ROOT/<namespace>/*.parquet`` (the files of a folder are read in file-name
-order), with the entity column, optionally ``event_timestamp``, then one column
-a feature (CONTRACT 4.4).
+order), with the entity column, optionally ``event_timestamp``, optionally
+``created_timestamp``, then one column a feature (CONTRACT 4.4).
 
 Semantics of :meth:`ParquetOfflineStore.point_in_time`, for every spine row and
 namespace:
@@ -11,6 +11,12 @@ namespace:
 * **As of.** The feature row used is the latest one of the row's entity whose
   ``event_timestamp`` is at or before the row's time: a row stamped exactly at
   the spine time counts (inclusive), a row one nanosecond later does not.
+* **Created.** When the table has a ``created_timestamp`` column (when the
+  row became known, e.g. a later backfill), a row is used for a spine row only
+  if it was created at or before the row's time (inclusive); a null
+  ``created_timestamp`` means known at its ``event_timestamp``. Among the rows
+  known by then, the latest by ``event_timestamp`` wins as above, so a backfill
+  never leaks into spine rows that happened before it.
 * **Ties.** Among several rows of one entity with the same timestamp, the last
   one in file order wins (files in name order, rows in file order). The same
   rule picks the row of :meth:`~ParquetOfflineStore.read_latest`.
@@ -56,7 +62,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fs_augment.errors import ConfigError, FeatureNotFoundError, RecipeError, StoreError
-from fs_augment.keys import NAME_PATTERN, TIMESTAMP_COLUMN, entity_column_for, validate_name
+from fs_augment.keys import CREATED_COLUMN, NAME_PATTERN, TIMESTAMP_COLUMN, entity_column_for, validate_name
 from fs_augment.recipe import FeatureGroup
 from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
@@ -80,6 +86,7 @@ _INT64_MAX = (1 << 63) - 1
 # Files of a folder are combined by column name; a column a file lacks reads as null there.
 # The virtual columns file_index and file_row_number (DuckDB >= 1.3) give each row's position.
 _RESERVED = frozenset({"file_index", "file_row_number", "filename"})
+_TIME_COLUMNS = (TIMESTAMP_COLUMN, CREATED_COLUMN)
 _READ = "read_parquet($files, hive_partitioning = false, union_by_name = true)"
 
 _INTEGER_TYPES = frozenset({
@@ -114,6 +121,10 @@ class _Table:
     def has_time(self) -> bool:
         return TIMESTAMP_COLUMN in self.columns
 
+    @property
+    def has_created(self) -> bool:
+        return CREATED_COLUMN in self.columns
+
     def default_entity_column(self) -> str | None:
         """The entity column when no group names one: the namespace's default
         (``user_demographics`` → ``user_id``) if present, else the first column
@@ -121,11 +132,11 @@ class _Table:
         default = entity_column_for(self.namespace)
         if default in self.columns:
             return default
-        return next((c for c in self.columns if c != TIMESTAMP_COLUMN), None)
+        return next((c for c in self.columns if c not in _TIME_COLUMNS), None)
 
     def features(self, entity_column: str | None) -> list[str]:
         return [c for c in self.columns
-                if c not in (entity_column, TIMESTAMP_COLUMN) and not c.startswith("__index_level_")]
+                if c != entity_column and c not in _TIME_COLUMNS and not c.startswith("__index_level_")]
 
 
 class ParquetOfflineStore(OfflineStore):
@@ -263,7 +274,7 @@ class ParquetOfflineStore(OfflineStore):
 
     def _entity_column(self, table: _Table, preferred: str | None) -> str:
         column = preferred if preferred is not None else table.default_entity_column()
-        if column is None or column not in table.columns or column == TIMESTAMP_COLUMN:
+        if column is None or column not in table.columns or column in _TIME_COLUMNS:
             raise StoreError(
                 f"namespace {table.namespace!r} in {table.location} has no entity column "
                 f"{column!r}; its columns are: {', '.join(table.columns) or 'none'}. The entity column "
@@ -279,7 +290,7 @@ class ParquetOfflineStore(OfflineStore):
                 f"{table.location} ({self.describe()}); the namespace has: {', '.join(have) or 'no features'}")
 
     def list_features(self, namespace: str) -> list[str]:
-        """The feature columns of a namespace: every column but the entity and ``event_timestamp``.
+        """The feature columns of a namespace: every column but the entity and the two times.
 
         Raises
         ------
@@ -314,12 +325,12 @@ class ParquetOfflineStore(OfflineStore):
             "entity values must be text, integers or integral floats")
 
     @staticmethod
-    def _time_sql(table: _Table) -> str:
-        """The row's time as HUGEINT nanoseconds since the epoch, UTC."""
-        if not table.has_time:
+    def _time_sql(table: _Table, column: str = TIMESTAMP_COLUMN) -> str:
+        """The row's ``column`` time as HUGEINT nanoseconds since the epoch, UTC."""
+        if column not in table.columns:
             return f"{_INT64_MIN}::HUGEINT"
-        kind = table.columns[TIMESTAMP_COLUMN]
-        ref = _quote(TIMESTAMP_COLUMN)
+        kind = table.columns[column]
+        ref = _quote(column)
         if kind in _TIME_TYPES_NS:
             return f"epoch_ns({ref})::HUGEINT"
         if kind in _TIME_TYPES_US:
@@ -329,16 +340,21 @@ class ParquetOfflineStore(OfflineStore):
         if kind == "DATE":
             return f"epoch_us(CAST({ref} AS TIMESTAMP))::HUGEINT * 1000"
         raise StoreError(
-            f"column {TIMESTAMP_COLUMN!r} of namespace {table.namespace!r} in {table.location} has type {kind}; "
+            f"column {column!r} of namespace {table.namespace!r} in {table.location} has type {kind}; "
             "it must be a timestamp (with or without time zone) or a date")
 
     def _rows_sql(self, table: _Table, entity_column: str, features: Sequence[str]) -> str:
-        """The namespace's usable rows: ``e`` (entity text), ``t`` (ns), ``k`` (order key), ``c0``...."""
+        """The namespace's usable rows: ``e`` (entity text), ``t`` (ns), ``k`` (order key), ``c0``...,
+        and, when the table has ``created_timestamp``, ``known`` (ns: created, else ``t``)."""
         values = ", ".join(f"{_quote(f)} AS c{i}" for i, f in enumerate(features))
+        known, known_out = "", ""
+        if table.has_created:
+            known = f"coalesce({self._time_sql(table, CREATED_COLUMN)}, {self._time_sql(table)}) AS known, "
+            known_out = "known, "
         return (
-            f"SELECT e, t, t * {_SCALE} + (file_index::HUGEINT << {_ROW_BITS}) + file_row_number AS k, "
+            f"SELECT e, t, {known_out}t * {_SCALE} + (file_index::HUGEINT << {_ROW_BITS}) + file_row_number AS k, "
             f"{', '.join(f'c{i}' for i in range(len(features)))} "
-            f"FROM (SELECT {self._entity_sql(table, entity_column)} AS e, {self._time_sql(table)} AS t, "
+            f"FROM (SELECT {self._entity_sql(table, entity_column)} AS e, {self._time_sql(table)} AS t, {known}"
             f"file_index, file_row_number, {values} "
             f"FROM {_READ}) "
             f"WHERE e IS NOT NULL AND t IS NOT NULL"
@@ -406,14 +422,17 @@ class ParquetOfflineStore(OfflineStore):
                 age = ""
                 if group.max_age is not None and table.has_time:
                     age = f" WHERE s.t - f.t <= {round(group.max_age * 1e9)}"
-                sql = (
-                    f"SELECT s.rn, {selected} "
-                    f"FROM (SELECT rn, t, e{columns.index(group.entity_column)} AS e, "
-                    f"t * {_SCALE} + {_LAST_POSITION} AS k FROM {_quote(view)} "
-                    f"WHERE e{columns.index(group.entity_column)} IS NOT NULL AND t IS NOT NULL) AS s "
-                    f"ASOF JOIN ({self._rows_sql(table, entity, group.features)} AND t <= {_INT64_MAX}) AS f "
-                    f"ON s.e = f.e AND s.k >= f.k{age}"
-                )
+                if table.has_created:
+                    sql = self._known_join_sql(table, entity, group, f"e{columns.index(group.entity_column)}", view)
+                else:
+                    sql = (
+                        f"SELECT s.rn, {selected} "
+                        f"FROM (SELECT rn, t, e{columns.index(group.entity_column)} AS e, "
+                        f"t * {_SCALE} + {_LAST_POSITION} AS k FROM {_quote(view)} "
+                        f"WHERE e{columns.index(group.entity_column)} IS NOT NULL AND t IS NOT NULL) AS s "
+                        f"ASOF JOIN ({self._rows_sql(table, entity, group.features)} AND t <= {_INT64_MAX}) AS f "
+                        f"ON s.e = f.e AND s.k >= f.k{age}"
+                    )
                 try:
                     result = _to_arrow(cursor.sql(sql, params={"files": list(table.files)}))
                 except duckdb.Error as exc:
@@ -425,6 +444,29 @@ class ParquetOfflineStore(OfflineStore):
         finally:
             cursor.close()  # also drops the registered view
         return out
+
+    def _known_join_sql(self, table: _Table, entity: str, group: FeatureGroup, spine_entity: str, view: str) -> str:
+        """The point-in-time join of a table with ``created_timestamp``.
+
+        An ASOF join cannot skip rows not yet known at the spine time, so each
+        spine row is joined to every row of its entity that happened and was
+        known by then, and ``arg_max`` over the order key keeps the latest of
+        them (ties: last in file order); ``max_age`` then applies to that row.
+        """
+        packed = ", ".join(["t := f.t", *(f"c{i} := f.c{i}" for i in range(len(group.features)))])
+        selected = ", ".join(f"v.c{i}" for i in range(len(group.features)))
+        age = ""
+        if group.max_age is not None and table.has_time:
+            age = f" WHERE st - v.t <= {round(group.max_age * 1e9)}"
+        return (
+            f"SELECT rn, {selected} FROM ("
+            f"SELECT s.rn, s.t AS st, arg_max(struct_pack({packed}), f.k) AS v "
+            f"FROM (SELECT rn, t, {spine_entity} AS e FROM {_quote(view)} "
+            f"WHERE {spine_entity} IS NOT NULL AND t IS NOT NULL) AS s "
+            f"JOIN ({self._rows_sql(table, entity, group.features)}) AS f "
+            f"ON s.e = f.e AND f.t <= s.t AND f.known <= s.t "
+            f"GROUP BY s.rn, s.t){age}"
+        )
 
     # --- latest ------------------------------------------------------------
     def latest_table(
