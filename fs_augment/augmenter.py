@@ -79,6 +79,11 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     feature_names_in_ : ndarray of str
         The input columns seen at fit.
     n_features_in_ : int
+    input_kinds_ : dict
+        Input column → kind of its values at fit (``str``, ``int``, ``float``,
+        ``bool``, ``datetime``, or ``object`` when ambiguous; see
+        :func:`fs_augment.dtypes.input_kind`), which a logged model declares
+        in its signature.
     feature_columns_ : list of str
         The output names of the features, in recipe order.
     feature_dtypes_ : dict
@@ -173,7 +178,25 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         """Fit and return the augmented spine, with one lookup.
 
         A fit that fails leaves a fitted augmenter as it was before the call.
+
+        Parameters
+        ----------
+        X : DataFrame
+            The entity spine, as for :meth:`fit`.
+        y : ignored
+        **fit_params
+            Passed on to ``fit`` as scikit-learn's ``TransformerMixin`` does;
+            ``fit`` takes none, so any raises ``TypeError`` rather than being
+            dropped silently (e.g. ``pipeline.fit(X, y, augment__sample_weight=w)``).
+
+        Returns
+        -------
+        DataFrame
         """
+        if fit_params:
+            raise TypeError(
+                f"{type(self).__name__}.fit() got unexpected keyword argument(s) "
+                f"{', '.join(map(repr, sorted(fit_params)))}: it takes only X and y")
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_")}
         X = as_pandas(X)
         try:
@@ -337,6 +360,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             raise SpineError(f"input column(s) {', '.join(clash)} have the names of output features; rename them")
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
+        self.input_kinds_ = {column: dtypes.input_kind(X[column]) for column in X.columns}
         dropped = set(recipe.entity_columns) | ({recipe.timestamp_column} if recipe.timestamp_column else set())
         self._passthrough_columns_ = [
             c for c in X.columns if self.passthrough and not (self.drop_entity_columns and c in dropped)

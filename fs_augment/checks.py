@@ -270,44 +270,12 @@ def _values(groups: Sequence[FeatureGroup], online: Mapping[str, list[Any]]) -> 
     return rows
 
 
-def _max_timestamp(offline: OfflineStore, namespace: str) -> pd.Timestamp | None:
-    """The newest ``event_timestamp`` of a namespace in a parquet offline store (CONTRACT 4.4 layout)."""
-    import duckdb
-
-    from fs_augment.stores.offline import TIMESTAMP_COLUMN, ParquetOfflineStore
-
-    if not isinstance(offline, ParquetOfflineStore):
-        raise NotImplementedError
-    single, folder = offline.root / f"{namespace}.parquet", offline.root / namespace
-    if not single.is_file() and not any(folder.glob("*.parquet")):
-        raise FeatureNotFoundError(f"namespace {namespace!r} is not in the {offline.describe()}")
-    source = str(single) if single.is_file() else str(folder / "*.parquet")
-    connection = duckdb.connect(":memory:")
-    try:
-        connection.execute("SET TimeZone = 'UTC'")
-        names = [r[0] for r in connection.execute("DESCRIBE SELECT * FROM read_parquet(?)", [source]).fetchall()]
-        if TIMESTAMP_COLUMN not in names:
-            return None
-        value = connection.execute(f'SELECT max("{TIMESTAMP_COLUMN}") FROM read_parquet(?)', [source]).fetchone()[0]
-    except duckdb.Error as exc:
-        raise StoreError(f"cannot read the times of namespace {namespace!r} from {source}: {exc}") from exc
-    finally:
-        connection.close()
-    if value is None:
-        return pd.NaT
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def _freshness(offline: OfflineStore, groups: Sequence[FeatureGroup], max_staleness: float | None,
                now: pd.Timestamp) -> list[CheckRow]:
     rows = []
     for group in groups:
         try:
-            newest = _max_timestamp(offline, group.namespace)
-        except NotImplementedError:
-            rows.append(CheckRow("freshness", group.namespace, SKIP, f"not available for the {offline.describe()}"))
-            continue
+            newest = offline.newest_timestamp(group.namespace)
         except FeatureNotFoundError as exc:
             rows.append(CheckRow("freshness", group.namespace, SKIP, str(exc)))
             continue
@@ -390,7 +358,7 @@ def run_checks(
     >>> [r.status for r in rows if r.check == "connection"]  # doctest: +SKIP
     ['PASS']
     """
-    from fs_augment.stores import connect
+    from fs_augment.connections import connect
 
     if not isinstance(sample, int) or sample < 1:
         raise ValueError(f"sample must be a positive integer, got {sample!r}")
@@ -474,7 +442,7 @@ def lookup_features(
     >>> lookup_features("recipes/experiment.yaml", {"user_id": "user1"}, env="local")  # doctest: +SKIP
     [LookupRow(feature='user_demographics:age', value=46, found=True, note=''), ...]
     """
-    from fs_augment.stores import connect
+    from fs_augment.connections import connect
 
     parsed = load_recipe(recipe)
     config = load_config(env, config_dir)

@@ -1,4 +1,11 @@
-"""Which store adapter an augmenter uses: the one given with :func:`use`, else the environment's.
+"""The composition root: :func:`connect` builds an environment's adapter; which adapter an augmenter uses.
+
+:func:`connect` is the one place where the pieces meet: the configuration is
+loaded (and checked), the backends it names are looked up in
+:mod:`fs_augment.backends` and opened, the lookup metrics (and their pusher, with
+monitoring on) are created, and a :class:`~fs_augment.adapter.FeatureStoreAdapter`
+is handed out. Nothing below this module (config, stores) knows about the
+adapter or monitoring.
 
 Augmenters never hold a connection themselves (a pickle carries none): they ask
 here, at fit and transform time, for their adapter. Inside ``with use(adapter):``
@@ -17,10 +24,106 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from fs_augment.adapter import FeatureStoreAdapter
-from fs_augment.config import CONFIG_DIR_VARIABLE, ENV_VARIABLE, resolve_config_dir, resolve_env_name
+from fs_augment.backends import ONLINE_PROVIDERS, offline_backend
+from fs_augment.config import (
+    CONFIG_DIR_VARIABLE,
+    ENV_VARIABLE,
+    Config,
+    load_config,
+    resolve_config_dir,
+    resolve_env_name,
+)
 from fs_augment.errors import ConfigError
+from fs_augment.monitoring import LookupMetrics, MetricsPusher
+from fs_augment.stores.base import OfflineStore, OnlineStore
 
-__all__ = ["close_all", "current_adapter", "get_adapter", "use"]
+__all__ = ["close_all", "connect", "current_adapter", "get_adapter", "open_offline_store", "open_online_store",
+           "use"]
+
+def open_online_store(config: Config, offline: OfflineStore | None = None) -> OnlineStore:
+    """The online store of an environment's ``provider`` (not connected yet)."""
+    provider = config.feature_store.provider
+    backend = ONLINE_PROVIDERS.get(provider)
+    if backend is None:
+        raise ConfigError(f"environment {config.env!r}: unknown feature_store.provider {provider!r}; "
+                          f"providers: {', '.join(sorted(ONLINE_PROVIDERS))}")
+    return backend.load_factory()(config, offline)
+
+
+def open_offline_store(config: Config) -> OfflineStore | None:
+    """The offline store of ``offline_store_uri``, or None when none is configured."""
+    uri = config.feature_store.connection_info.offline_store_uri
+    if uri is None:
+        return None
+    try:
+        backend = offline_backend(uri)
+    except KeyError:
+        raise ConfigError(f"environment {config.env!r}: feature_store.connection_info.offline_store_uri "
+                          f"{uri!r} has no offline store backend") from None
+    return backend.load_factory()(config)
+
+
+def connect(
+    env: str | None = None,
+    config_dir: str | os.PathLike[str] | None = None,
+    *,
+    config: Config | None = None,
+) -> FeatureStoreAdapter:
+    """Open the feature store of an environment.
+
+    Parameters
+    ----------
+    env : str, optional
+        Environment name (default ``$FS_AUGMENT_ENV``, else ``local``).
+    config_dir : path-like, optional
+        Config folder (default ``$FS_AUGMENT_CONFIG_DIR``, else ``./config``).
+    config : Config, optional
+        An already loaded configuration; ``env`` and ``config_dir`` are then ignored.
+
+    Returns
+    -------
+    FeatureStoreAdapter
+        Usable as a context manager; ``close()`` releases connections.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import fs_augment
+    >>> from fs_augment.demo import write_demo_data
+    >>> project = write_demo_data(tempfile.mkdtemp(), users=20, products=5, rows=50)
+    >>> with fs_augment.connect("local", project.config_dir) as store:
+    ...     store.batch_get_features([{"user_id": "user1"}],
+    ...                              [{"namespace": "user_demographics", "features": ["age"]}])
+    {'user1': {'user_demographics:age': 26}}
+    """
+    config = config if config is not None else load_config(env, config_dir)  # checks the settings
+    store = config.feature_store
+    endpoint = store.monitoring_endpoint if store.enable_monitoring else None
+    offline = open_offline_store(config)
+    try:
+        online = open_online_store(config, offline)
+    except BaseException:
+        if offline is not None:
+            offline.close()
+        raise
+    metrics = LookupMetrics(per_feature=store.enable_monitoring)
+    pusher = None
+    if endpoint is not None:
+        pusher = MetricsPusher(metrics, endpoint, source={"env": config.env, "store": online.describe()})
+    return FeatureStoreAdapter(
+        online,
+        offline,
+        env=config.env,
+        cache_ttl=store.cache_ttl,
+        cache_max_entries=store.cache_max_entries,
+        on_store_error=store.on_store_error,
+        debug_logging=store.enable_debug_logging,
+        metrics=metrics,
+        pusher=pusher,
+    )
+
+
+# --- which adapter augmenters use ------------------------------------------------------
 
 _given: ContextVar[FeatureStoreAdapter | None] = ContextVar("fs_augment_adapter", default=None)
 
@@ -63,8 +166,6 @@ def get_adapter(env: str | None = None, config_dir: str | os.PathLike[str] | Non
     with _lock:
         adapter = _adapters.get(key)
         if adapter is None:
-            from fs_augment.stores import connect
-
             adapter = connect(key[0], key[1])
             _adapters[key] = adapter
         _by_request[request] = adapter

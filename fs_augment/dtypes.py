@@ -46,7 +46,7 @@ from fs_augment._compat import TEXT_DTYPE, TEXT_DTYPE_NAME, one_text, text_array
 from fs_augment.keys import InvalidValue
 
 __all__ = ["DTYPES", "NULLABLE_DTYPES", "Coerced", "TextIssues", "coerce", "describe_kinds", "dtype_name", "empty",
-           "fill", "infer_kind", "text_issues", "value_kinds"]
+           "fill", "infer_kind", "input_kind", "text_issues", "value_kinds"]
 
 DTYPES = {"int": "float64", "float": "float64", "bool": "float64", "str": TEXT_DTYPE_NAME, "object": "object"}
 NULLABLE_DTYPES = {**DTYPES, "int": "Int64", "bool": "boolean"}
@@ -110,6 +110,38 @@ def infer_kind(values: Sequence[Any] | np.ndarray | pd.api.extensions.ExtensionA
     if present <= {str}:
         return "str"
     return "object"
+
+
+def input_kind(column: pd.Series) -> str:
+    """The kind of an input (spine) column at fit, for a served model's signature.
+
+    ``str`` (text, missing allowed), ``int`` (integers within int64, none
+    missing: a missing value would make them floats in a request), ``float``,
+    ``bool`` (none missing), ``datetime``, or ``object`` when that is
+    ambiguous: mixed types, integers or bools with missing values, extension
+    dtypes other than text and nullable numbers (categories, periods ...).
+
+    Examples
+    --------
+    >>> input_kind(pd.Series(["u1", None])), input_kind(pd.Series([1, 2])), input_kind(pd.Series([1.0, None]))
+    ('str', 'int', 'float')
+    >>> input_kind(pd.Series([1, None], dtype="Int64")), input_kind(pd.Series([1, "u2"], dtype=object))
+    ('object', 'object')
+    """
+    dtype = column.dtype
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    if isinstance(dtype, pd.StringDtype):
+        return "str"
+    numpy = isinstance(dtype, np.dtype)
+    if not numpy and getattr(dtype, "kind", "O") not in "iufb":  # nullable and Arrow numbers pass
+        return "object"
+    kind = infer_kind(column.to_numpy() if numpy else column.array)
+    if kind in ("int", "bool") and column.isna().any():
+        return "object"
+    if kind == "float" and dtype.kind == "O" and column.isna().all():  # nothing seen to tell a kind by
+        return "object"
+    return kind
 
 
 def _is_nan(value: Any) -> bool:

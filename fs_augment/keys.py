@@ -30,14 +30,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import orjson as _orjson  # a faster parser for the same JSON grammar
 import pandas as pd
 
 from fs_augment.errors import RecipeError, SpineError
-
-try:  # a faster parser for the same JSON grammar
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - orjson is a declared dependency
-    _orjson = None
 
 __all__ = [
     "NAME_PATTERN",
@@ -273,15 +269,11 @@ def decode_value(raw: bytes | str | None) -> Any:
     """
     if raw is None:
         return None
-    if _orjson is not None:
-        try:
-            value = _orjson.loads(raw)
-        except _orjson.JSONDecodeError:
-            pass
-        else:
-            if not _maybe_lossy(value, raw):
-                return value
-    return _decode_text(raw)
+    try:
+        value = _orjson.loads(raw)
+    except _orjson.JSONDecodeError:
+        return _decode_text(raw)
+    return _decode_text(raw) if _maybe_lossy(value, raw) else value
 
 
 # orjson reads an integer beyond 64 bits as a float; such values are re-read with json.
@@ -315,8 +307,6 @@ def _decode_text(raw: bytes | str) -> Any:
 
 def decode_values(raws: Iterable[bytes | str | None]) -> list[Any]:
     """Decode many stored values (see :func:`decode_value`)."""
-    if _orjson is None:
-        return [decode_value(r) for r in raws]
     loads = _orjson.loads
     error = _orjson.JSONDecodeError
     out: list[Any] = []

@@ -52,7 +52,7 @@ def _suffix(path: Path) -> str | None:
 
 def _folder(uri: str, config: Config | None) -> Path:
     if config is not None:
-        from fs_augment.stores import resolve_file_uri
+        from fs_augment.config import resolve_file_uri
 
         return resolve_file_uri(uri, config)
     path = Path(os.path.expanduser(uri[len("file://"):]))

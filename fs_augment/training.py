@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fs_augment.config import CONFIG_DIR_VARIABLE, ENV_VARIABLE, Config, load_config
+from fs_augment.config import CONFIG_DIR_VARIABLE, ENV_VARIABLE, Config, load_config, mask_url
 from fs_augment.connections import get_adapter, use
 from fs_augment.errors import RecipeError, SpineError
 from fs_augment.recipe import Recipe, load_recipe
@@ -335,7 +335,7 @@ def _entity_request(example: pd.DataFrame) -> str:
 
 def _commands(model_uri: str, tracking_uri: str, config: Config, example: pd.DataFrame) -> tuple[str, str]:
     prefix = " ".join(f"{name}={shlex.quote(value)}" for name, value in (
-        ("MLFLOW_TRACKING_URI", tracking_uri),
+        ("MLFLOW_TRACKING_URI", mask_url(tracking_uri)),  # printed: a password in it stays out
         (ENV_VARIABLE, config.env),
         (CONFIG_DIR_VARIABLE, str(Path(config.config_dir).resolve())),
     ))

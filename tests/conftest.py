@@ -13,6 +13,8 @@ import redis
 import yaml
 from hypothesis import HealthCheck, settings
 
+from tests.support.stores import redis_host_and_db
+
 # CI (the default): the same examples on every run, no example database (a clean clone behaves as a
 # warm one), no deadline or too-slow checks on a shared 2-core machine. ``HYPOTHESIS_PROFILE=dev``
 # explores randomly and keeps a database.
@@ -81,11 +83,6 @@ def second_redis_client(redis_url: str) -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
-
-
-def redis_host_and_db(client: redis.Redis) -> tuple[str, int]:
-    kwargs = client.connection_pool.connection_kwargs
-    return f"{kwargs['host']}:{kwargs['port']}", int(kwargs.get("db", 0))
 
 
 @pytest.fixture

@@ -238,6 +238,18 @@ def test_set_output_pandas_and_default(store):
     assert list(out.columns) == list(aug.get_feature_names_out())
 
 
+def test_fit_params_are_refused_not_dropped(store):
+    X, y = spine(["u1", "u2"], ["p1", "p2"]), np.array([0, 1])
+    aug = FeatureStoreAugmenter(RECIPE)
+    with pytest.raises(TypeError, match="'sample_weight'"):
+        aug.fit_transform(X, y, sample_weight=np.ones(2))
+    assert not hasattr(aug, "feature_columns_")  # nothing was fitted
+    pipe = Pipeline([("augment", FeatureStoreAugmenter(RECIPE)), ("model", HistGradientBoostingClassifier())])
+    with pytest.raises(TypeError, match="'sample_weight'"):  # as scikit-learn's own fit would
+        pipe.fit(X, y, augment__sample_weight=np.ones(2))
+    assert aug.fit_transform(X, y).shape == (2, 6)
+
+
 # --- scikit-learn API checks, one by one ------------------------------------------------
 # parametrize_with_checks feeds numeric arrays, which an entity-key transformer cannot take:
 # the API-level checks are run here individually and behaviour is tested with DataFrames.
@@ -349,7 +361,7 @@ def test_pipeline_fit_predict_and_pickle_round_trip_in_fresh_process(store, tmp_
 
 
 def test_pickle_holds_no_password_and_no_host_of_other_environments(make_config_dir, redis_client, monkeypatch):
-    from tests.conftest import redis_host_and_db
+    from tests.support.stores import redis_host_and_db
 
     host, db = redis_host_and_db(redis_client)
     put(redis_client, "user_demographics", USERS)
@@ -372,7 +384,7 @@ def test_pickle_holds_no_password_and_no_host_of_other_environments(make_config_
 
 
 def test_env_is_resolved_where_model_runs_unless_pinned(store, second_redis_client, make_config_dir, monkeypatch):
-    from tests.conftest import redis_host_and_db
+    from tests.support.stores import redis_host_and_db
 
     put(second_redis_client, "user_demographics", {"u1": {"age": 99, "country_code": "JP"}})
     put(second_redis_client, "product_details", PRODUCTS)

@@ -32,11 +32,11 @@ import fs_augment
 from fs_augment import FeatureStoreAugmenter
 from fs_augment.config import load_config
 from fs_augment.connections import close_all
-from fs_augment.errors import ConfigError, FeatureQualityWarning, FsAugmentError, SpineError
+from fs_augment.errors import ConfigError, FeatureQualityWarning, FsAugmentError, RecipeError, SpineError
 from fs_augment.keys import encode_value, feature_key
 from fs_augment.writer import write_namespace
-from tests.stores.conftest import store_config
 from tests.support.redis_servers import RedisCluster, RedisServer
+from tests.support.stores import store_config
 
 RECIPE = {"augmenter": {"features": [
     {"feature_namespace": "user_demographics", "features": ["age", "country_code"], "defaults": {"age": -1}},
@@ -210,6 +210,39 @@ def test_refusals_name_what_was_wrong(fitted: FeatureStoreAugmenter) -> None:
             fitted.transform(X)
     with pytest.raises(SpineError, match="DataFrame"):
         fitted.transform({"user_id": ["u1"], "product_id": ["p1"]})
+
+
+@pytest.mark.parametrize("name", ["user demographics", "user:demographics", "", "../etc", 7])
+def test_an_invalid_namespace_is_a_recipe_error_wherever_it_enters(
+        name: Any, redis_client: redis.Redis, redis_config_dir: Path, tmp_path: Path) -> None:
+    from fs_augment.recipe import load_recipe
+    from fs_augment.stores.bigquery import BigQueryOfflineStore
+    from fs_augment.stores.offline import ParquetOfflineStore
+    from fs_augment.writer import write_parquet_namespace
+
+    frame = pd.DataFrame({"user_id": ["u1"], "age": [3]})
+    specs = [{"namespace": name, "features": ["age"]}]
+    adapter = fs_augment.connect("test", redis_config_dir)
+    try:
+        calls = {
+            "recipe": lambda: load_recipe({"augmenter": {"features": [{"feature_namespace": name,
+                                                                       "features": ["age"]}]}}),
+            "online lookup": lambda: adapter.online_get_features({"user_id": "u1"}, specs),
+            "batch lookup": lambda: adapter.batch_get_features([{"user_id": "u1"}], specs),
+            "Redis writer": lambda: write_namespace(frame, name, redis_client),
+            "parquet writer": lambda: write_parquet_namespace(frame, name, tmp_path),
+            "parquet store": lambda: ParquetOfflineStore(tmp_path).list_features(name),
+            "BigQuery store": lambda: BigQueryOfflineStore("p", "d").list_features(name),
+            "BigQuery writer": lambda: BigQueryOfflineStore("p", "d").write_table(frame, name),
+        }
+        for where, call in calls.items():
+            with pytest.raises(RecipeError, match=f"invalid namespace {re.escape(repr(name))}") as caught:
+                call()
+            assert isinstance(caught.value, ValueError), where
+    finally:
+        adapter.close()
+    with pytest.raises(RecipeError, match=r"does not start with '\.'"):  # the parquet layout's own rule
+        ParquetOfflineStore(tmp_path).list_features(".hidden")
 
 
 def test_a_long_entity_in_an_error_is_shortened(fitted: FeatureStoreAugmenter) -> None:

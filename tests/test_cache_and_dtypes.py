@@ -28,8 +28,7 @@ from fs_augment.dtypes import (
     value_kinds,
 )
 from fs_augment.keys import NOT_FINITE, NOT_UTF8, InvalidValue
-
-from .strategies import INT64_MAX, INT64_MIN, feature_columns
+from tests.support.strategies import INT64_MAX, INT64_MIN, feature_columns
 
 # --- TTLCache ------------------------------------------------------------------------------
 

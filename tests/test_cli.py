@@ -18,8 +18,8 @@ from fs_augment.cli import format_table, main
 from fs_augment.connections import close_all
 from fs_augment.demo import write_demo_data
 from fs_augment.keys import feature_key
-from tests.conftest import redis_host_and_db
 from tests.support.redis_servers import free_port
+from tests.support.stores import redis_host_and_db
 
 COMMANDS = [[], ["quickstart"], ["train"], ["lookup"], ["check"], ["config"], ["config", "show"], ["materialize"]]
 

@@ -24,7 +24,7 @@ from fs_augment.cli import main
 from fs_augment.connections import close_all, get_adapter
 from fs_augment.errors import FeatureQualityWarning
 from fs_augment.keys import NOT_FINITE, NOT_UTF8, InvalidValue, feature_key
-from tests.conftest import redis_host_and_db
+from tests.support.stores import redis_host_and_db
 from tests.support.redis_servers import require_redis_server_binary
 
 NAMESPACE = "user_profile"

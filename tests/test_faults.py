@@ -28,8 +28,8 @@ from fs_augment.connections import get_adapter
 from fs_augment.errors import StoreError, StoreUnavailableError
 from fs_augment.stores import redis as redis_store
 from fs_augment.writer import write_namespace
-from tests.stores.conftest import store_config
 from tests.support.redis_servers import RedisCluster, RedisServer, SilentServer
+from tests.support.stores import store_config
 
 RECIPE = {"augmenter": {"features": [
     {"feature_namespace": "user_demographics", "features": ["age", "country_code"], "defaults": {"age": -1}},
@@ -60,8 +60,7 @@ def pairs(users: int, products: int) -> pd.DataFrame:
 
 
 def mget_calls(server: RedisServer) -> int:
-    stat = server.info("commandstats").get("cmdstat_mget", "calls=0")
-    return int(stat.split(",", 1)[0].split("=", 1)[1])
+    return int(server.info("commandstats").get("cmdstat_mget", {}).get("calls", 0))
 
 
 @pytest.fixture

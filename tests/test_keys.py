@@ -29,8 +29,7 @@ from fs_augment.keys import (
     feature_key,
     validate_name,
 )
-
-from .strategies import INT64_MAX, INT64_MIN, entity_values, integral_floats, json_values, names
+from tests.support.strategies import INT64_MAX, INT64_MIN, entity_values, integral_floats, json_values, names
 
 
 def assert_same(got: Any, expected: Any) -> None:

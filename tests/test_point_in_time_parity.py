@@ -22,7 +22,7 @@ from fs_augment import FeatureStoreAugmenter
 from fs_augment.connections import close_all
 from fs_augment.errors import FeatureQualityWarning
 from fs_augment.writer import materialize, write_parquet_namespace
-from tests.conftest import redis_host_and_db
+from tests.support.stores import redis_host_and_db
 
 RECIPE = {"augmenter": {"timestamp_column": "event_timestamp", "features": [
     {"feature_namespace": "user_demographics", "features": ["age", "country_code"]},

@@ -12,8 +12,7 @@ from hypothesis import given, settings
 
 from fs_augment.errors import FsAugmentError, RecipeError
 from fs_augment.recipe import FeatureGroup, Recipe, load_recipe, parse_feature_specs
-
-from .strategies import recipe_dicts
+from tests.support.strategies import recipe_dicts
 
 REPO_RECIPE = Path(__file__).parents[1] / "recipes" / "experiment.yaml"
 

@@ -1,6 +1,6 @@
-"""Fixtures for the store tests: one harness per store kind, and private Redis servers.
+"""Fixtures for the store tests: one harness per store kind, private Redis servers, the BigQuery emulator.
 
-``store`` is parametrized over every store the contract test covers:
+``store`` is parametrized over every online store the contract test covers:
 
 * ``redis`` — the machine's Redis, the suite's database (``--redis-url``);
 * ``redis-cluster`` — a private 3-master Redis Cluster started once per session;
@@ -9,93 +9,38 @@
 Each param yields a :class:`StoreHarness`: a ``FeatureStoreAdapter`` opened with
 ``fs_augment.connect`` from a config folder of its own, and ``write`` /
 ``write_seed`` / ``reset`` to put data in the store the way its owners would.
+
+``offline`` is parametrized over every offline store the offline contract test covers:
+``parquet`` (a folder of parquet read with DuckDB) and ``bigquery`` (a fresh dataset of
+the BigQuery emulator). Each yields an :class:`OfflineHarness`.
+
+The harnesses live in ``tests/support/stores.py``.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
-import redis
 from redis.cluster import RedisCluster as ClusterClient
 
 import fs_augment
-from fs_augment.adapter import FeatureStoreAdapter
-from fs_augment.writer import write_namespace, write_parquet_namespace
-from tests.conftest import redis_host_and_db
+from tests.support.bqemulator import BigQueryEmulator
 from tests.support.redis_servers import RedisCluster
+from tests.support.stores import (
+    BIGQUERY_PROJECT,
+    OfflineHarness,
+    StoreHarness,
+    flush_cluster,
+    new_bigquery_store,
+    redis_host_and_db,
+    store_config,
+)
 
 STORE_KINDS = ["redis", pytest.param("redis-cluster", marks=pytest.mark.cluster), "local"]
-
-#: The seed's hand-written examples (CONTRACT 4.1): key parts and the raw text a person would SET.
-SEED_KEYS = [
-    ("user_demographics", "user_id", "user123", "age", "34"),
-    ("user_demographics", "user_id", "user123", "country_code", "KR"),
-    ("user_purchase_summary", "user_id", "user123", "ltv", "1250.50"),
-    ("product_details", "product_id", "product456", "price", "99.99"),
-    ("session_summary", "session_id", "session789", "click_count", "15"),
-]
-
-#: The same data in the offline layout.
-SEED_FRAMES = {
-    "user_demographics": pd.DataFrame({"user_id": ["user123"], "age": [34], "country_code": ["KR"]}),
-    "user_purchase_summary": pd.DataFrame({"user_id": ["user123"], "ltv": [1250.50]}),
-    "product_details": pd.DataFrame({"product_id": ["product456"], "price": [99.99]}),
-    "session_summary": pd.DataFrame({"session_id": ["session789"], "click_count": [15]}),
-}
-
-
-@dataclass
-class StoreHarness:
-    """A store under test: its adapter and how to put data in it."""
-
-    kind: str
-    adapter: FeatureStoreAdapter
-    client: redis.Redis | ClusterClient | None = None
-    folder: Path | None = None
-    config_dir: Path | None = None
-    written: list[str] = field(default_factory=list)
-
-    def write(self, namespace: str, frame: pd.DataFrame, *, entity_column: str | None = None) -> None:
-        """Write a namespace's rows with the reference writer (Redis) or as parquet (local)."""
-        if self.client is not None:
-            write_namespace(frame, namespace, self.client, entity_column=entity_column)
-        else:
-            assert self.folder is not None
-            write_parquet_namespace(frame, namespace, self.folder)
-            self.adapter.online.refresh()  # the local index is built once per process
-
-    def write_seed(self) -> None:
-        """The seed's examples: raw ``SET`` text in Redis, the same values in parquet."""
-        if self.client is not None:
-            for namespace, _, entity, feature, text in SEED_KEYS:
-                self.client.set(f"{namespace}:{feature}:{entity}", text)
-        else:
-            for namespace, frame in SEED_FRAMES.items():
-                self.write(namespace, frame)
-
-    def reset(self) -> None:
-        """Empty the store (the suite's database, the private cluster, or the folder)."""
-        if isinstance(self.client, ClusterClient):
-            flush_cluster(self.client)
-        elif self.client is not None:
-            self.client.flushdb()
-        else:
-            assert self.folder is not None
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder.mkdir(parents=True)
-            self.adapter.online.refresh()
-
-
-def flush_cluster(client: ClusterClient) -> None:
-    """FLUSHDB on every master of a private cluster."""
-    for node in client.get_primaries():
-        client.get_redis_connection(node).flushdb()
+OFFLINE_KINDS = ["parquet", pytest.param("bigquery", marks=pytest.mark.bigquery)]
 
 
 @pytest.fixture(scope="session")
@@ -116,16 +61,6 @@ def cluster_client(redis_cluster: RedisCluster) -> Iterator[ClusterClient]:
     yield client
     flush_cluster(client)
     client.close()
-
-
-def store_config(kind: str, **settings: Any) -> dict[str, Any]:
-    """A ``feature_store`` section with test-friendly timeouts, plus ``settings``."""
-    section: dict[str, Any] = {"provider": "local" if kind == "local" else "redis",
-                               "connection_timeout": 2000, "retry_attempts": 1}
-    info = settings.pop("connection_info", {})
-    section.update(settings)
-    section["connection_info"] = info
-    return {"feature_store": section}
 
 
 @pytest.fixture(params=STORE_KINDS)
@@ -153,3 +88,30 @@ def store(request: pytest.FixtureRequest, make_config_dir: Callable[..., Path],
         yield StoreHarness(kind, adapter, client=client, folder=folder, config_dir=config_dir)
     finally:
         adapter.close()
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[BigQueryEmulator]:
+    """One BigQuery emulator for the session; a missing emulator venv raises (never skips)."""
+    running = BigQueryEmulator.start(BIGQUERY_PROJECT)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(params=OFFLINE_KINDS)
+def offline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OfflineHarness]:
+    """The offline contract test's store: a parquet folder, or a BigQuery dataset of its own."""
+    if request.param == "parquet":
+        from fs_augment.stores.offline import ParquetOfflineStore
+
+        folder = tmp_path / "features"
+        folder.mkdir()
+        harness = OfflineHarness("parquet", ParquetOfflineStore(folder), folder=folder)
+    else:
+        harness = OfflineHarness("bigquery", new_bigquery_store(request.getfixturevalue("emulator")))
+    try:
+        yield harness
+    finally:
+        harness.store.close()

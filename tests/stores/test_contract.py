@@ -1,7 +1,8 @@
 """The store contract (CONTRACT 4), one test body run against every store.
 
-Each test takes the ``store`` fixture (tests/stores/conftest.py), parametrized
-over Redis, a private Redis Cluster and the embedded parquet store.
+Each test takes the ``store`` fixture (tests/stores/conftest.py; the harness is in
+tests/support/stores.py), parametrized over Redis, a private Redis Cluster and the
+embedded parquet store. The offline stores have theirs in test_offline_contract.py.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from fs_augment.errors import FeatureNotFoundError, SpineError
 from fs_augment.keys import entity_to_text
 from fs_augment.recipe import parse_feature_specs
-from tests.stores.conftest import StoreHarness
+from tests.support.stores import StoreHarness
 
 SEED_SPECS = [
     {"namespace": "user_demographics", "features": ["age", "country_code"]},

@@ -6,9 +6,9 @@ Every helper here starts its own ``redis-server`` subprocess on a free port of
 it did not start itself: after startup the server's ``INFO`` ``process_id`` is
 compared with the PID of the spawned process.
 
-The module talks RESP2 over plain sockets for its own health checks, so it
-does not depend on redis-py.  Missing binaries raise ``RuntimeError``: tests
-that need Redis must fail loudly, never skip.
+Health checks and admin commands go through redis-py (:meth:`RedisServer.client`),
+and TLS material comes from ``trustme``.  Missing binaries raise ``RuntimeError``:
+tests that need Redis must fail loudly, never skip.
 
 Typical use::
 
@@ -31,7 +31,6 @@ import selectors
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -44,9 +43,13 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
+import redis
+import trustme
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 __all__ = [
     "RedisCluster",
-    "RedisReplyError",
     "RedisServer",
     "RedisServerError",
     "SilentServer",
@@ -65,10 +68,6 @@ _PORT_ATTEMPTS = 5
 
 class RedisServerError(RuntimeError):
     """A private redis-server could not be started, reached or stopped."""
-
-
-class RedisReplyError(Exception):
-    """Redis answered a command with an error reply (``-ERR ...``)."""
 
 
 class _PortInUse(RedisServerError):
@@ -141,83 +140,6 @@ def _free_cluster_port(exclude: set[int]) -> int:
 
 
 # --------------------------------------------------------------------------
-# minimal RESP2 client used for health checks
-# --------------------------------------------------------------------------
-
-
-def _encode_command(args: Sequence[str | bytes | int]) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
-def _read_reply(stream: Any) -> Any:
-    line = stream.readline()
-    if not line.endswith(b"\r\n"):
-        raise ConnectionError("connection closed by redis-server")
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"+":
-        return rest.decode()
-    if kind == b"-":
-        raise RedisReplyError(rest.decode(errors="replace"))
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        size = int(rest)
-        if size < 0:
-            return None
-        data = stream.read(size + 2)
-        if len(data) != size + 2:
-            raise ConnectionError("connection closed by redis-server")
-        return data[:-2].decode(errors="replace")
-    if kind == b"*":
-        size = int(rest)
-        return None if size < 0 else [_read_reply(stream) for _ in range(size)]
-    raise ConnectionError(f"unexpected RESP reply line {line!r}")
-
-
-def _resp_command(
-    port: int,
-    *args: str | bytes | int,
-    username: str | None = None,
-    password: str | None = None,
-    ca_cert: Path | None = None,
-    timeout: float = 5.0,
-) -> Any:
-    """Open a connection, authenticate if needed, run one command, close."""
-    raw = socket.create_connection((HOST, port), timeout=timeout)
-    sock: socket.socket = raw
-    try:
-        if ca_cert is not None:
-            context = ssl.create_default_context(cafile=str(ca_cert))
-            sock = context.wrap_socket(raw, server_hostname=HOST)
-        requests = []
-        if password is not None:
-            auth = ["AUTH", password] if username is None else ["AUTH", username, password]
-            requests.append(_encode_command(auth))
-        requests.append(_encode_command(args))
-        sock.sendall(b"".join(requests))
-        with sock.makefile("rb") as stream:
-            if password is not None:
-                _read_reply(stream)
-            return _read_reply(stream)
-    finally:
-        sock.close()
-        raw.close()
-
-
-def _parse_info(text: str) -> dict[str, str]:
-    info: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and not line.startswith("#"):
-            info[key.strip()] = value.strip()
-    return info
-
-
-# --------------------------------------------------------------------------
 # process bookkeeping
 # --------------------------------------------------------------------------
 
@@ -277,62 +199,17 @@ class TlsFiles:
     key: Path
 
 
-_CA_CONFIG = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = fs_augment test CA
-[v3_ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-"""
-
-_SERVER_CONFIG = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = localhost
-[v3_server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth, clientAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid, issuer
-"""
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"openssl {' '.join(args)} failed ({result.returncode}):\n{result.stderr.strip()}")
-
-
 def make_tls_files(tmp_dir: Path) -> TlsFiles:
-    """Create a CA and a CA-signed server certificate (SAN IP:127.0.0.1, DNS:localhost)."""
-    if shutil.which("openssl") is None:
-        raise RuntimeError("openssl not found on PATH; it is needed to create test certificates")
+    """Create a CA and a CA-signed server certificate (SAN IP:127.0.0.1, DNS:localhost) with ``trustme``."""
     tls_dir = Path(tempfile.mkdtemp(prefix="tls-", dir=_ensure_dir(tmp_dir)))
-    (tls_dir / "ca.cnf").write_text(_CA_CONFIG)
-    (tls_dir / "server.cnf").write_text(_SERVER_CONFIG)
-    ec_key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    _openssl(
-        "req", "-x509", "-new", *ec_key, "-keyout", "ca.key", "-out", "ca.crt",
-        "-days", "30", "-config", "ca.cnf", "-extensions", "v3_ca", cwd=tls_dir,
-    )  # fmt: skip
-    _openssl(
-        "req", "-new", *ec_key, "-keyout", "server.key", "-out", "server.csr",
-        "-config", "server.cnf", cwd=tls_dir,
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-set_serial", str(random.getrandbits(63)), "-out", "server.crt", "-days", "30",
-        "-extfile", "server.cnf", "-extensions", "v3_server", cwd=tls_dir,
-    )  # fmt: skip
-    return TlsFiles(ca_cert=tls_dir / "ca.crt", cert=tls_dir / "server.crt", key=tls_dir / "server.key")
+    authority = trustme.CA(organization_name="fs_augment tests")
+    server = authority.issue_cert("127.0.0.1", "localhost")
+    files = TlsFiles(ca_cert=tls_dir / "ca.crt", cert=tls_dir / "server.crt", key=tls_dir / "server.key")
+    authority.cert_pem.write_to_path(str(files.ca_cert))
+    server.private_key_pem.write_to_path(str(files.key))
+    for index, pem in enumerate(server.cert_chain_pems):  # the leaf first, then any intermediates
+        pem.write_to_path(str(files.cert), append=index > 0)
+    return files
 
 
 def _ensure_dir(path: Path) -> Path:
@@ -481,19 +358,32 @@ class RedisServer:
 
     # -- commands ---------------------------------------------------------
 
-    def command(self, *args: str | bytes | int, timeout: float = 5.0) -> Any:
-        """Run one command as the default user on a fresh connection (RESP2, str replies)."""
-        return _resp_command(
-            self.port,
-            *args,
+    def client(self, *, timeout: float = 5.0) -> redis.Redis:
+        """A redis-py client of the default user (as :attr:`url`), text replies, no retries.
+
+        Close it when done (it is a context manager).
+        """
+        return redis.Redis(
+            host=self.host,
+            port=self.port,
             password=self.password,
-            ca_cert=self.tls.ca_cert if self.tls is not None else None,
-            timeout=timeout,
+            ssl=self.tls is not None,
+            ssl_ca_certs=str(self.tls.ca_cert) if self.tls is not None else None,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
         )
 
-    def info(self, section: str = "server") -> dict[str, str]:
-        """``INFO section`` parsed into a dict."""
-        return _parse_info(self.command("INFO", section))
+    def command(self, *args: str | bytes | int, timeout: float = 5.0) -> Any:
+        """Run one command as the default user on a fresh connection; replies as redis-py parses them."""
+        with self.client(timeout=timeout) as client:
+            return client.execute_command(*args)
+
+    def info(self, section: str = "server", *, timeout: float = 5.0) -> dict[str, Any]:
+        """``INFO section`` as redis-py parses it (numbers as numbers, ``a=1,b=2`` fields as dicts)."""
+        with self.client(timeout=timeout) as client:
+            return client.info(section)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -536,25 +426,26 @@ class RedisServer:
                     f"redis-server on port {self.port} exited with code {proc.returncode}; log {self.log_path}:\n{tail}"
                 )
             try:
-                if self.command("PING", timeout=1.0) == "PONG":
-                    served_by = int(self.info("server").get("process_id", "-1"))
-                    if served_by != proc.pid:
-                        self._terminate_now()
-                        raise _PortInUse(f"port {self.port} is served by another process ({served_by})")
-                    return
-            except RedisReplyError as exc:
-                # LOADING/BUSY are transient; anything else (e.g. NOAUTH from a foreign
-                # server that owns the port while ours is exiting) gets one second.
-                transient = str(exc).startswith(("LOADING", "BUSY"))
+                with self.client(timeout=1.0) as client:
+                    client.ping()
+                    served_by = int(client.info("server").get("process_id", -1))
+                if served_by != proc.pid:
+                    self._terminate_now()
+                    raise _PortInUse(f"port {self.port} is served by another process ({served_by})")
+                return
+            except redis.BusyLoadingError as exc:  # still loading its snapshot: transient
+                last_error = exc
+            except (redis.ResponseError, redis.AuthenticationError) as exc:
+                # e.g. NOAUTH from a foreign server that owns the port while ours is exiting: one second.
                 rejected_since = rejected_since or time.monotonic()
-                if not transient and time.monotonic() - rejected_since > 1.0:
+                if time.monotonic() - rejected_since > 1.0:
                     self._terminate_now()
                     raise RedisServerError(
                         f"redis-server on port {self.port} rejected PING: {exc}; "
                         f"log {self.log_path}:\n{_log_tail(self.log_path)}"
                     ) from exc
                 last_error = exc
-            except (OSError, ConnectionError) as exc:
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 last_error = exc
             if time.monotonic() > deadline:
                 self._terminate_now()
@@ -858,7 +749,7 @@ class RedisCluster:
                 continue
             try:
                 return _parse_cluster_nodes(node.command("CLUSTER", "NODES", timeout=2.0))
-            except (OSError, ConnectionError, RedisReplyError) as exc:
+            except (OSError, redis.RedisError) as exc:
                 errors.append(f"{node.port}: {exc!r}")
         raise RedisServerError(f"no cluster node answered CLUSTER NODES: {errors}")
 
@@ -883,10 +774,11 @@ class RedisCluster:
     ) -> tuple[str | None, tuple[tuple[str, str, str, str], ...]]:
         """Health problem seen from one node (or None), plus its view of roles/slots."""
         try:
-            info = _parse_info(node.command("CLUSTER", "INFO", timeout=2.0))
-            views = _parse_cluster_nodes(node.command("CLUSTER", "NODES", timeout=2.0))
-            replication = node.info("replication")
-        except (OSError, ConnectionError, RedisReplyError) as exc:
+            with node.client(timeout=2.0) as client:
+                info = client.cluster("INFO")
+                views = _parse_cluster_nodes(client.execute_command("CLUSTER", "NODES"))  # the raw text
+                replication = client.info("replication")
+        except (OSError, redis.RedisError) as exc:
             return f"node {node.port} unreachable: {exc!r}", ()
         layout = tuple(sorted((v.node_id, v.role, v.master_id, v.slots) for v in views))
         if info.get("cluster_state") != "ok":
@@ -911,12 +803,11 @@ class RedisCluster:
             # once it has ACKed (up to 1 s later); a kill before that loses them.
             own_id = next((v.node_id for v in views if "myself" in v.flags), "")
             expected = {v.port for v in views if v.master_id == own_id and v.role == "replica" and v.port in alive}
-            online = {
-                int(fields["port"])
+            online = {  # redis-py parses "slave0:ip=...,port=...,state=online,..." into a dict
+                int(value["port"])
                 for key, value in replication.items()
-                if key.startswith("slave") and key[5:].isdigit()
-                for fields in [dict(item.split("=", 1) for item in value.split(",") if "=" in item)]
-                if fields.get("state") == "online" and fields.get("port", "").isdigit()
+                if key.startswith("slave") and key[5:].isdigit() and isinstance(value, dict)
+                and value.get("state") == "online" and isinstance(value.get("port"), int)
             }
             if expected - online:
                 return f"master {node.port}: replicas {sorted(expected - online)} not online", layout
@@ -977,12 +868,12 @@ class RedisCluster:
                     if not master.is_running:
                         continue  # nothing left to catch up with
                     target = int(master.info("replication")["master_repl_offset"])
-                except (OSError, ConnectionError, RedisReplyError, KeyError, ValueError):
+                except (OSError, redis.RedisError, KeyError, ValueError):
                     lagging.append(node.port)
                     continue
                 if (
                     replication.get("master_link_status") != "up"
-                    or int(replication.get("slave_repl_offset", "-1")) < target
+                    or int(replication.get("slave_repl_offset", -1)) < target
                 ):
                     lagging.append(node.port)
             if not lagging:
