@@ -56,7 +56,6 @@ else:
     STRING_ARRAY = None
 
 
-
 def text_array(values: Any) -> Any:
     """Text and missing values (None, NaN, NA) as an array of :data:`TEXT_DTYPE`, NaN for missing.
 
