@@ -3,7 +3,8 @@
 Run from the repository root, with the package installed and Redis on 127.0.0.1:6379::
 
     python -m benchmarks                    # full ANCHORS.md sizes, a few minutes
-    python -m benchmarks --size smoke       # tiny, seconds (CI); skips the served model
+    python -m benchmarks --size smoke       # tiny, seconds (CI); skips the served model and Spark
+    python -m benchmarks --only spark       # spark_udf next to the in-process scorer (pyspark, Java 17)
     python -m benchmarks --only online --only batch --out /tmp/bench
 
 It generates the ANCHORS.md data set (seeded) into a parquet folder and Redis database 12

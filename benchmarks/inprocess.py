@@ -131,6 +131,7 @@ def _interleave(variants: dict[str, Callable[[int], Any]], calls: int, warmup: i
 
 def bench_online(sizes: Sizes, redis_url: str, env: str, config_dir: Path, seed: int = 1) -> dict[str, Any]:
     """One entity row (a user and a product, 8 features in 3 namespaces) per call."""
+    from fs_augment._compat import one_text
     from fs_augment.connections import get_adapter
 
     client = raw_client(redis_url)
@@ -148,20 +149,18 @@ def bench_online(sizes: Sizes, redis_url: str, env: str, config_dir: Path, seed:
     online_get = adapter.online_get_features
     transform = aug.transform
 
-    text = pd.StringDtype("python", na_value=np.nan)  # the str dtype the augmenter pins
     floats = [kind in ("int", "float") for kind in (aug.feature_kinds_[n.replace(":", "__")] for n in names)]
-    string_array = pd.arrays.StringArray
+    text = one_text  # a one-row array of the text dtype the augmenter pins (pandas 3: str; pandas 2: object)
 
     def raw_frame_one(i: int) -> pd.DataFrame:
         """The hand-written best: MGET + decode, then the same 10 columns built column-wise, dtypes pinned."""
         values = raw(users[i], products[i])
-        data: dict[str, Any] = {"user_id": string_array(np.array([users[i]], dtype=object), dtype=text),
-                                "product_id": string_array(np.array([products[i]], dtype=object), dtype=text)}
+        data: dict[str, Any] = {"user_id": text(users[i]), "product_id": text(products[i])}
         for name, is_float, value in zip(names, floats, values, strict=True):
             if is_float:
                 data[name] = np.array([np.nan if value is None else value], dtype="float64")
             else:
-                data[name] = string_array(np.array([np.nan if value is None else value], dtype=object), dtype=text)
+                data[name] = text(np.nan if value is None else value)
         return pd.DataFrame(data, copy=False)
 
     # the CPU cost alone: the same calls against the embedded store (an in-process index, no round trip),
@@ -171,11 +170,9 @@ def bench_online(sizes: Sizes, redis_url: str, env: str, config_dir: Path, seed:
     fixed = raw(users[0], products[0])
 
     def frame_only(i: int) -> pd.DataFrame:
-        data: dict[str, Any] = {"user_id": string_array(np.array([users[i]], dtype=object), dtype=text),
-                                "product_id": string_array(np.array([products[i]], dtype=object), dtype=text)}
+        data: dict[str, Any] = {"user_id": text(users[i]), "product_id": text(products[i])}
         for name, is_float, value in zip(names, floats, fixed, strict=True):
-            data[name] = (np.array([value], dtype="float64") if is_float
-                          else string_array(np.array([value], dtype=object), dtype=text))
+            data[name] = np.array([value], dtype="float64") if is_float else text(value)
         return pd.DataFrame(data, copy=False)
 
     # the same answers, checked once before timing

@@ -98,6 +98,23 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                      "measured": difference, "limit": 1.0, "kind": "difference_ms", "status": "info"})
     else:
         rows.append({"target": "served MLflow model", "measured": None, "status": "not run"})
+    spark = results.get("spark")
+    if spark:
+        commands = spark["commands"]
+        largest = max(commands["spark"]["largest_mget_keys"], commands["inprocess"]["largest_mget_keys"])
+        chunk = commands["batch_chunk_size"]
+        rows.append({"target": "Spark and in-process batch scoring: no Redis command above batch_chunk_size keys",
+                     "fs_augment": float(largest), "floor": float(chunk), "unit": "keys", "measured": float(largest),
+                     "limit": chunk, "kind": "absolute",
+                     "status": "PASS" if largest <= chunk and spark["prediction_mismatches"] == 0 else "MISS"})
+        for entry in spark["sizes"]:
+            ratio = entry["spark"]["rows_per_s"] / entry["inprocess"]["rows_per_s"]
+            name = f"(info) spark_udf local[2] rows/s ÷ in-process batch scorer, {entry['rows']:,} rows"
+            rows.append({"target": name,
+                         "fs_augment": entry["spark"]["rows_per_s"], "floor": entry["inprocess"]["rows_per_s"],
+                         "unit": "rows/s", "measured": ratio, "limit": None, "kind": "info_ratio", "status": "info"})
+    else:
+        rows.append({"target": "Spark batch scoring", "measured": None, "status": "not run"})
     return rows
 
 
@@ -118,6 +135,8 @@ def _measured(row: dict[str, Any]) -> str:
     kind = row.get("kind")
     if kind == "ratio":
         return f"{value:.2f}× (limit {row['limit']:g}×)"
+    if kind == "info_ratio":
+        return f"{value:.2f}×"
     if kind == "difference_ms":
         return f"+{value:.2f} ms (limit {row['limit']:g} ms)"
     if row.get("unit") == "ms" and row.get("limit") == 0.3:
@@ -209,7 +228,35 @@ def detail_tables(results: dict[str, Any]) -> str:
                 f"{(sa - serving['inprocess_direct']['p50_us']) / 1e3:+.2f} ms; served − in-process pyfunc "
                 f"{(sa - serving['inprocess_pyfunc']['p50_us']) / 1e3:+.2f} ms. Predictions of the two served models "
                 f"differed on {serving['prediction_mismatches']} of 50 rows.", ""]
+    spark = results.get("spark")
+    if spark:
+        out += _spark_tables(spark)
     return "\n".join(out)
+
+
+def _spark_tables(spark: dict[str, Any]) -> list[str]:
+    out = ["### Batch scoring: MLflow's spark_udf (local[2]) next to the in-process batch scorer", "",
+           "| rows | Spark partitions | spark_udf wall | spark_udf rows/s | in-process wall | in-process rows/s | "
+           "spark ÷ in-process (rows/s) | runs |", "|---|---|---|---|---|---|---|---|"]
+    for entry in spark["sizes"]:
+        sp, ip = entry["spark"], entry["inprocess"]
+        out.append(f"| {entry['rows']:,} | {entry['partitions']} | {sp['median_s']:.2f} s | {sp['rows_per_s']:,.0f} | "
+                   f"{ip['median_s']:.2f} s | {ip['rows_per_s']:,.0f} | {sp['rows_per_s'] / ip['rows_per_s']:.2f}× | "
+                   f"{entry['runs']} |")
+    growth = spark["growth"]
+    commands = spark["commands"]
+    out += ["", f"Growth from {spark['sizes'][0]['rows']:,} to {spark['sizes'][-1]['rows']:,} rows "
+            f"({spark['growth_rows']:g}× the rows): spark_udf wall {growth['spark']:.1f}×, in-process "
+            f"{growth['inprocess']:.1f}×. Arrow batches of {spark['arrow_batch_rows']:,} rows; medians of "
+            "interleaved runs after a warm-up (worker imports, first model load).", "",
+            f"| path ({commands['rows']:,} rows, under MONITOR, untimed) | MGET commands | keys read | largest MGET "
+            f"(keys; batch_chunk_size {commands['batch_chunk_size']:,}) |", "|---|---|---|---|"]
+    for name in ("inprocess", "spark"):
+        row = commands[name]
+        out.append(f"| {name} | {row['mget_commands']:,} | {row['keys']:,} | {row['largest_mget_keys']:,} |")
+    out += ["", f"Predictions of spark_udf and the in-process scorer differed on {spark['prediction_mismatches']} of "
+            f"{commands['rows']:,} rows.", ""]
+    return out
 
 
 def console_table(rows: list[dict[str, Any]]) -> str:

@@ -16,7 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ("online", "batch", "pit", "import", "memory", "serving")
+BENCHMARKS = ("online", "batch", "pit", "import", "memory", "serving", "spark")
+#: Not run at ``--size smoke`` unless named with ``--only`` (they start MLflow servers or a JVM).
+HEAVY = ("serving", "spark")
 ENV = "bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.data import SIZES, generate
     from benchmarks.workers import run_import, run_worker
 
-    selected = [b for b in (args.only or [b for b in BENCHMARKS if not (args.size == "smoke" and b == "serving")])
+    selected = [b for b in (args.only or [b for b in BENCHMARKS if not (args.size == "smoke" and b in HEAVY)])
                 if b not in args.skip]
     sizes = SIZES[args.size]
     started = time.perf_counter()
@@ -155,6 +157,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                             "work": str(work / "mlflow")})
 
             _step(results, "serving", serving)
+        if "spark" in selected:
+            def spark() -> None:
+                results["spark"] = run_worker("spark", {"size": args.size, "env": ENV, "config_dir": str(config_dir),
+                                                        "redis_url": args.redis_url, "work": str(work / "spark")},
+                                              timeout=1800)
+
+            _step(results, "spark", spark)
     finally:
         if needs_data:
             _flush(args.redis_url)

@@ -1,4 +1,5 @@
-"""Measurements that need a fresh process: point-in-time joins, the 1M-row memory check, imports, serving.
+"""Measurements that need a fresh process: point-in-time joins, the 1M-row memory check, imports, serving,
+Spark.
 
 Run as ``python -m benchmarks.workers NAME JSON_ARGS``; the last line of stdout is a JSON object.
 Each worker times only its measured step and reports its peak RSS (``getrusage``), which covers
@@ -136,7 +137,15 @@ def serving(args: dict[str, Any]) -> dict[str, Any]:
     return run(args)
 
 
-WORKERS = {"pit-duckdb": pit_duckdb, "pit-fs": pit_fs_augment, "memory": memory, "serving": serving}
+def spark(args: dict[str, Any]) -> dict[str, Any]:
+    """Batch scoring with MLflow's spark_udf next to the in-process scorer (see :mod:`benchmarks.spark`)."""
+    from benchmarks.spark import spark as run
+
+    return run(args)
+
+
+WORKERS = {"pit-duckdb": pit_duckdb, "pit-fs": pit_fs_augment, "memory": memory, "serving": serving,
+           "spark": spark}
 
 
 def run_worker(name: str, args: dict[str, Any], *, timeout: float = 900) -> dict[str, Any]:

@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "FeatureStoreAugmenter": "fs_augment.augmenter",
     "FeatureStoreAdapter": "fs_augment.adapter",
-    "connect": "fs_augment.stores",
+    "connect": "fs_augment.connections",
     "load_config": "fs_augment.config",
     "Config": "fs_augment.config",
     "load_recipe": "fs_augment.recipe",
@@ -30,9 +30,11 @@ _LAZY = {
     "write_namespace": "fs_augment.writer",
     "materialize": "fs_augment.writer",
     "train": "fs_augment.training",
+    "use": "fs_augment.connections",
 }
 _SUBMODULES = {"errors", "keys", "config", "recipe", "adapter", "augmenter", "stores", "cache", "monitoring",
-               "writer", "loader", "cli", "demo", "mlflow", "training", "checks", "dtypes", "connections"}
+               "writer", "loader", "cli", "demo", "mlflow", "training", "checks", "dtypes", "connections",
+               "backends"}
 
 __all__ = ["__version__", *sorted(_LAZY)]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from fs_augment.cache import TTLCache
 from fs_augment.errors import FeatureNotFoundError, SpineError, StoreError, StoreUnavailableError
 from fs_augment.keys import entity_texts, entity_to_text
 from fs_augment.monitoring import LookupMetrics, MetricsPusher
+from fs_augment.plan import LookupPlan
 from fs_augment.recipe import FeatureGroup, parse_feature_specs
 from fs_augment.stores.base import FeatureRequest, OfflineStore, OnlineStore
 
@@ -30,49 +32,13 @@ logger = logging.getLogger("fs_augment.lookups")
 #: Seconds between two warnings that online lookups were answered with defaults.
 DEGRADED_WARNING_INTERVAL = 60.0
 
-Groups = Sequence[FeatureGroup]
+#: What the lookups take: a plan (the augmenter's, built once per recipe) or the groups themselves.
+Groups = LookupPlan | Sequence[FeatureGroup]
 
 
-class _Plan:
-    """What every lookup of one tuple of groups needs, worked out once (see :func:`_plan`)."""
-
-    __slots__ = ("columns", "first_namespace", "groups", "names", "requests", "widths")
-
-    def __init__(self, groups: tuple[FeatureGroup, ...]) -> None:
-        self.groups = groups
-        first: dict[str, str] = {}
-        for group in groups:
-            first.setdefault(group.entity_column, group.namespace)
-        #: distinct entity columns, in recipe order, and the first namespace each keys (for messages)
-        self.columns = tuple(first)
-        self.first_namespace = tuple(first.values())
-        #: per group: namespace, features, entity column, position of the column in ``columns``
-        self.requests = tuple((g.namespace, g.features, g.entity_column, self.columns.index(g.entity_column))
-                              for g in groups)
-        self.names = tuple(name for g in groups for name in g.qualified_names)
-        self.widths = tuple(len(g.features) for g in groups)
-
-
-#: id(groups) -> plan; a plan holds its groups, so an id is never reused while its entry lives.
-_PLANS: dict[int, _Plan] = {}
-_MAX_PLANS = 256
-
-
-def _plan(groups: tuple[FeatureGroup, ...]) -> _Plan:
-    plan = _PLANS.get(id(groups))
-    if plan is None or plan.groups is not groups:
-        plan = _Plan(groups)
-        if len(_PLANS) >= _MAX_PLANS:
-            _PLANS.clear()
-        _PLANS[id(groups)] = plan
-    return plan
-
-
-#: feature_specs lists parsed lately, newest first: (a deep copy of the list, its groups). A
-#: served model passes the same specs on every call; comparing with == costs far less than parsing.
-_PARSED: list[tuple[list[Any], tuple[FeatureGroup, ...]]] = []
-_MAX_PARSED = 16
 _PLAIN_SPEC_KEYS = frozenset({"namespace", "feature_namespace", "features", "entity_column"})
+#: feature_specs lists an adapter remembers, parsed (see FeatureStoreAdapter._plan_of)
+_MAX_PARSED = 16
 
 
 def _plain_specs(specs: Any) -> bool:
@@ -81,25 +47,6 @@ def _plain_specs(specs: Any) -> bool:
         type(item) is dict and item.keys() <= _PLAIN_SPEC_KEYS and all(
             type(v) is str or (type(v) in (list, tuple) and all(type(f) is str for f in v)) for v in item.values())
         for item in specs)
-
-
-def _as_groups(feature_specs: Any) -> tuple[FeatureGroup, ...]:
-    global _PARSED
-    plan = _PLANS.get(id(feature_specs))
-    if plan is not None and plan.groups is feature_specs:  # groups seen before (a recipe's)
-        return feature_specs
-    if isinstance(feature_specs, tuple) and all(isinstance(g, FeatureGroup) for g in feature_specs):
-        return feature_specs
-    if isinstance(feature_specs, list) and feature_specs and all(isinstance(g, FeatureGroup) for g in feature_specs):
-        return tuple(feature_specs)
-    if type(feature_specs) is list:
-        for specs, groups in _PARSED:
-            if specs == feature_specs:
-                return groups
-    groups = parse_feature_specs(feature_specs)
-    if _plain_specs(feature_specs):
-        _PARSED = [(copy.deepcopy(feature_specs), groups), *_PARSED[:_MAX_PARSED - 1]]
-    return groups
 
 
 def missing_entity_column(column: str, available: Sequence[Any], namespaces: Sequence[str]) -> SpineError:
@@ -185,6 +132,10 @@ class FeatureStoreAdapter:
         if self.cache is not None:
             self.metrics.attach_cache(self.cache)
         self.pusher = pusher
+        #: feature_specs lists parsed lately, newest first: (a deep copy of the list, its plan). A
+        #: caller of the seed-level API passes the same specs on every call; == costs less than parsing.
+        self._parsed: list[tuple[list[Any], LookupPlan]] = []
+        self._parsed_lock = threading.Lock()
 
     # --- lifecycle -------------------------------------------------------
     def close(self) -> None:
@@ -226,7 +177,7 @@ class FeatureStoreAdapter:
             holds the features of the namespaces keyed by its column; absent
             values are None.
         """
-        groups = _as_groups(feature_specs)
+        groups = self._plan_of(feature_specs).groups
         if isinstance(entity_spine, Mapping) or not isinstance(entity_spine, Sequence):
             raise SpineError(f"entity_spine must be a list of dicts, got {type(entity_spine).__name__}")
         columns: dict[str, list[str | None]] = {}
@@ -243,7 +194,7 @@ class FeatureStoreAdapter:
                                                          if g.entity_column == group.entity_column])
                 texts.append(entity_to_text(row[group.entity_column], group.entity_column))
             columns[group.entity_column] = texts
-        values = self._latest(columns, groups, online=False)
+        values = self._latest(columns, self._plan_of(feature_specs), online=False)
         result: dict[str, dict[str, Any]] = {}
         for group in groups:
             entities = columns[group.entity_column]
@@ -270,10 +221,9 @@ class FeatureStoreAdapter:
         dict
             ``{"namespace:feature": value}``; None where absent.
         """
-        groups = _as_groups(feature_specs)
+        plan = self._plan_of(feature_specs)
         if not isinstance(entity_keys, Mapping):
             raise SpineError(f"entity_keys must be a dict, got {type(entity_keys).__name__}")
-        plan = _plan(groups)
         texts: list[str | None] = []
         for column, namespace in zip(plan.columns, plan.first_namespace, strict=True):
             if column not in entity_keys:
@@ -285,6 +235,7 @@ class FeatureStoreAdapter:
     def entity_columns(self, spine: pd.DataFrame, groups: Groups) -> dict[str, list[str | None]]:
         """The spine's entity columns as key text (None for no entity), by column name."""
         out: dict[str, list[str | None]] = {}
+        groups = self._plan_of(groups).groups
         for group in groups:
             column = group.entity_column
             if column in out:
@@ -319,11 +270,11 @@ class FeatureStoreAdapter:
         dict
             ``"namespace:feature"`` → sequence of values (None/NaN for missing).
         """
-        groups = _as_groups(groups)
+        plan = self._plan_of(groups)
         if timestamp_column is not None and not online:
-            return self._point_in_time(spine, groups, timestamp_column)
-        columns = self.entity_columns(spine, groups)
-        return self._latest(columns, groups, online=online, verify=verify)
+            return self._point_in_time(spine, plan, timestamp_column)
+        columns = self.entity_columns(spine, plan)
+        return self._latest(columns, plan, online=online, verify=verify)
 
     def lookup_texts(
         self,
@@ -339,7 +290,7 @@ class FeatureStoreAdapter:
         entity column of ``groups`` to the key text of each row (None for no
         entity), as :func:`fs_augment.keys.entity_texts` gives them.
         """
-        return self._latest(texts, _as_groups(groups), online=online, verify=verify)
+        return self._latest(texts, self._plan_of(groups), online=online, verify=verify)
 
     def get_feature_frame(
         self,
@@ -358,10 +309,10 @@ class FeatureStoreAdapter:
         >>> list(frame.columns)  # doctest: +SKIP
         ['user_demographics:age']
         """
-        groups = _as_groups(feature_specs)
-        values = self.lookup_columns(spine, groups, online=online, timestamp_column=timestamp_column)
+        plan = self._plan_of(feature_specs)
+        values = self.lookup_columns(spine, plan, online=online, timestamp_column=timestamp_column)
         data = {}
-        for name in (n for g in groups for n in g.qualified_names):
+        for name in plan.names:
             column = values[name]
             if not isinstance(column, np.ndarray):
                 values_ = np.empty(len(column), dtype=object)  # element-wise: list values stay lists
@@ -377,18 +328,33 @@ class FeatureStoreAdapter:
         ``groups``, in recipe order — what :meth:`lookup_texts` takes for a one-row spine, without
         the per-name lists around the values.
         """
-        return self._latest_row(list(texts), _plan(_as_groups(groups)), online=online)
+        return self._latest_row(list(texts), self._plan_of(groups), online=online)
 
     # --- internals -----------------------------------------------------------
+    def _plan_of(self, specs: Any) -> LookupPlan:
+        """The plan of ``specs``: a plan, a sequence of FeatureGroup, or the seed's list of dicts."""
+        if type(specs) is LookupPlan:
+            return specs
+        if isinstance(specs, (tuple, list)) and specs and all(isinstance(g, FeatureGroup) for g in specs):
+            return LookupPlan(specs)
+        if type(specs) is list:
+            for seen, plan in self._parsed:
+                if seen == specs:
+                    return plan
+        plan = LookupPlan(parse_feature_specs(specs))
+        if _plain_specs(specs):
+            with self._parsed_lock:
+                self._parsed = [(copy.deepcopy(specs), plan), *self._parsed[:_MAX_PARSED - 1]]
+        return plan
+
     def _latest(
         self,
         columns: Mapping[str, Sequence[str | None]],
-        groups: Groups,
+        plan: LookupPlan,
         *,
         online: bool,
         verify: bool = False,
     ) -> dict[str, Any]:
-        plan = _plan(groups if isinstance(groups, tuple) else tuple(groups))
         if not verify and all(len(columns[c]) == 1 for c in plan.columns):  # one row: a served request
             values = self._latest_row([columns[c][0] for c in plan.columns], plan, online=online)
             return {name: [value] for name, value in zip(plan.names, values, strict=True)}
@@ -414,7 +380,7 @@ class FeatureStoreAdapter:
         out: dict[str, Any] = {}
         total = missing = 0
         names = iter(plan.names)
-        for group, codes, absent, result in zip(groups, codes_by_group, no_entity, fetched, strict=True):
+        for group, codes, absent, result in zip(plan.groups, codes_by_group, no_entity, fetched, strict=True):
             for feature, values in zip(group.features, result, strict=True):
                 name = next(names)
                 if codes is None:
@@ -433,7 +399,7 @@ class FeatureStoreAdapter:
         self._record("online" if online else "batch", time.perf_counter() - start, total, missing)
         return out
 
-    def _latest_row(self, texts: list[str | None], plan: _Plan, *, online: bool) -> list[Any]:
+    def _latest_row(self, texts: list[str | None], plan: LookupPlan, *, online: bool) -> list[Any]:
         """The latest values of one entity row (key text per entity column of ``plan``), flat in name order."""
         start = time.perf_counter()
         requests = [FeatureRequest(namespace, features, [] if texts[at] is None else [texts[at]], column)
@@ -466,27 +432,34 @@ class FeatureStoreAdapter:
         try:
             result = self.online.fetch(requests, online=online)
         except StoreUnavailableError as exc:
-            kind = "online" if online else "batch"
             if online and may_degrade and self.on_store_error == "default":
-                self.metrics.record_error(kind, exc, degraded=True)
-                now = time.monotonic()
-                if now - self._last_degraded_warning >= DEGRADED_WARNING_INTERVAL:  # not one line a request
-                    self._last_degraded_warning = now
-                    logger.warning("online lookups answered with defaults while the store is down "
-                                   "(counted in metrics; this warning repeats at most once a minute): %s", exc)
-                return [[[None] * len(r.entities) for _ in r.features] for r in requests]
-            self.metrics.record_error(kind, exc)
+                return self._degraded(requests, exc)
+            self.metrics.record_error("online" if online else "batch", exc)
             raise
         except StoreError as exc:
             self.metrics.record_error("online" if online else "batch", exc)
             raise
         if cache is not None:
-            for request, values in zip(requests, result, strict=True):
-                for feature, column in zip(request.features, values, strict=True):
-                    for entity, value in zip(request.entities, column, strict=True):
-                        if value is not None:  # an absent value may be materialised any moment
-                            cache.set((request.namespace, feature, entity), value)
+            self._remember(requests, result)
         return result
+
+    def _degraded(self, requests: list[FeatureRequest], exc: StoreUnavailableError) -> list[list[list[Any]]]:
+        """Every value missing (the recipe's defaults apply), counted, and warned at most once a minute."""
+        self.metrics.record_error("online", exc, degraded=True)
+        now = time.monotonic()
+        if now - self._last_degraded_warning >= DEGRADED_WARNING_INTERVAL:  # not one line a request
+            self._last_degraded_warning = now
+            logger.warning("online lookups answered with defaults while the store is down "
+                           "(counted in metrics; this warning repeats at most once a minute): %s", exc)
+        return [[[None] * len(r.entities) for _ in r.features] for r in requests]
+
+    def _remember(self, requests: list[FeatureRequest], result: list[list[list[Any]]]) -> None:
+        assert self.cache is not None
+        for request, values in zip(requests, result, strict=True):
+            for feature, column in zip(request.features, values, strict=True):
+                for entity, value in zip(request.entities, column, strict=True):
+                    if value is not None:  # an absent value may be materialised any moment
+                        self.cache.set((request.namespace, feature, entity), value)
 
     def _from_cache(self, requests: list[FeatureRequest]) -> list[list[list[Any]]] | None:
         assert self.cache is not None
@@ -518,7 +491,7 @@ class FeatureStoreAdapter:
                 f"store of environment {self.env!r}; the namespace has: {listing}"
             )
 
-    def _point_in_time(self, spine: pd.DataFrame, groups: Groups, timestamp_column: str) -> dict[str, Any]:
+    def _point_in_time(self, spine: pd.DataFrame, plan: LookupPlan, timestamp_column: str) -> dict[str, Any]:
         if self.offline is None:
             raise StoreError(
                 f"point-in-time lookups need an offline store, but environment {self.env!r} has no "
@@ -530,7 +503,8 @@ class FeatureStoreAdapter:
                 f"{', '.join(map(str, spine.columns))}"
             )
         start = time.perf_counter()
-        columns = _plan(groups if isinstance(groups, tuple) else tuple(groups)).columns
+        groups = plan.groups
+        columns = plan.columns
         prepared: dict[str, Any] = {}
         for column in columns:
             series = spine[column] if column in spine.columns else None

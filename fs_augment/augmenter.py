@@ -14,20 +14,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn import get_config
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-try:  # pandas >= 3: the public constructor of a DataFrame from arrays in block form
-    from pandas.api.internals import create_dataframe_from_blocks as _create_dataframe_from_blocks
-except ImportError:  # pragma: no cover - pandas >= 3 is required; the one-row fast path is then off
-    _create_dataframe_from_blocks = None
-
 from fs_augment import dtypes
+from fs_augment._frames import as_pandas, by_position, in_container
+from fs_augment._serving import NO_DEFAULT, Layout, column_arrays, transform_row
 from fs_augment.connections import get_adapter
 from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
-from fs_augment.keys import entity_texts, entity_to_text
+from fs_augment.keys import entity_texts
+from fs_augment.plan import LookupPlan
 from fs_augment.recipe import Recipe, load_recipe
+from fs_augment.training_values import summarize, warn_about_training_values
 
 __all__ = ["MODE_VARIABLE", "FeatureStoreAugmenter"]
 
@@ -36,116 +34,6 @@ MODE_VARIABLE = "FS_AUGMENT_MODE"
 _MODES = ("auto", "batch", "online")
 #: Frames up to this many rows are looked up online in one round trip; larger ones in chunks.
 ONLINE_MAX_ROWS = 1000
-_NO_DEFAULT = object()
-
-
-def _by_position(column: Any, index: pd.Index) -> Any:
-    """``column`` ready to be the next column of a frame with ``index``, its values in row order.
-
-    A Series would be aligned on its own labels, so its values are taken by position; an
-    object-dtype column is given as a Series on ``index`` itself (no realignment, duplicated labels
-    included) and told its dtype, because pandas infers ``str`` from an object array of all-text
-    values.
-    """
-    if isinstance(column, pd.Series):
-        column = column.array
-    if pd.api.types.is_object_dtype(getattr(column, "dtype", None)):
-        return pd.Series(np.asarray(column, dtype=object), index=index, dtype=object, copy=False)
-    return column
-
-
-class _Layout:
-    """The output's shape, worked out once from the fitted state (not pickled; rebuilt after a fit).
-
-    Every transform reuses it: which input columns to read, the output's column index, and each
-    feature's kind and default, so a served 1-row transform does no per-call bookkeeping.
-    """
-
-    __slots__ = ("columns", "entity_columns", "extract", "features", "fitted_labels", "names", "passthrough", "row",
-                 "wanted")
-
-    def __init__(self, augmenter: FeatureStoreAugmenter) -> None:
-        recipe = augmenter.recipe_
-        self.passthrough = tuple(augmenter._passthrough_columns_)
-        self.entity_columns = recipe.entity_columns
-        #: input columns read once per transform: passed through, or keys of a namespace
-        self.extract = tuple(dict.fromkeys((*self.passthrough, *self.entity_columns)))
-        #: the index pd.DataFrame would infer from the output's labels (built once here)
-        self.columns = pd.Index([*self.passthrough, *augmenter.feature_columns_])
-        defaults = augmenter._defaults_
-        self.features = tuple(
-            (name, qualified, augmenter.feature_kinds_[name], defaults.get(name, _NO_DEFAULT))
-            for name, qualified in zip(augmenter.feature_columns_, augmenter._qualified_, strict=True)
-        )
-        self.names = tuple(augmenter.feature_columns_)
-        #: the input columns seen at fit (unique: fit refuses duplicates) and the set of those read
-        self.fitted_labels = list(augmenter.feature_names_in_)
-        self.wanted = frozenset(self.extract)
-        self.row = _RowLayout.build(self, augmenter._nullable_)
-
-
-#: Input arrays a one-row output takes as they are, as pd.DataFrame(..., copy=False) would.
-_ROW_PASSTHROUGH_EAS = (pd.arrays.StringArray, pd.arrays.ArrowStringArray, pd.arrays.IntegerArray,
-                        pd.arrays.FloatingArray, pd.arrays.BooleanArray)
-_NumpyExtensionArray = pd.arrays.NumpyExtensionArray
-_ArrowStringArray = pd.arrays.ArrowStringArray
-_StringArray = pd.arrays.StringArray
-_STR = dtypes.STR_DTYPE
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-class _RowLayout:
-    """The block layout of a one-row output whose features are all float64 or ``str`` (the defaults).
-
-    A served request's output is built from a handful of blocks — the passed-through input
-    arrays, one 2-D ``float64`` block of every numeric feature and one ``str`` array per text
-    feature — with ``pandas.api.internals.create_dataframe_from_blocks``, pandas' public
-    constructor for arrays already in block form (pd.DataFrame validates and re-blocks each
-    column; on a 1-row frame that costs more than the lookup's CPU). The frame equals the one
-    :meth:`FeatureStoreAugmenter._assemble` builds: same labels, dtypes, values and index.
-    """
-
-    __slots__ = ("float_placement", "kinds", "passthrough_placements", "str_placements")
-
-    @classmethod
-    def build(cls, layout: _Layout, nullable: bool) -> _RowLayout | None:
-        if _create_dataframe_from_blocks is None:
-            return None
-        kinds: list[tuple[bool, str, Any]] = []
-        floats: list[int] = []
-        texts: list[int] = []
-        at = len(layout.passthrough)
-        for _, _, kind, default in layout.features:
-            if kind == "str":
-                filled = None
-                if default is not _NO_DEFAULT:  # the value dtypes.fill gives a missing one
-                    filled = dtypes.fill(_StringArray(np.array([np.nan], dtype=object), dtype=_STR), kind, default)
-                    if filled.dtype != _STR or type(filled[0]) is not str:
-                        return None
-                    filled = filled[0]
-                kinds.append((True, kind, filled))
-                texts.append(at)
-            elif kind == "float" or (kind in ("int", "bool") and not nullable):
-                filled = np.nan
-                if default is not _NO_DEFAULT:
-                    try:
-                        out = dtypes.fill(np.array([np.nan]), kind, default)
-                    except (TypeError, ValueError, OverflowError):
-                        return None
-                    if out.dtype != np.float64:
-                        return None
-                    filled = float(out[0])
-                kinds.append((False, kind, filled))
-                floats.append(at)
-            else:  # object, or nullable int/bool: the general path
-                return None
-            at += 1
-        self = cls()
-        self.kinds = tuple(kinds)
-        self.passthrough_placements = tuple(np.array([i], dtype=np.intp) for i in range(len(layout.passthrough)))
-        self.float_placement = np.array(floats, dtype=np.intp) if floats else None
-        self.str_placements = tuple(np.array([i], dtype=np.intp) for i in texts)
-        return self
 
 
 class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
@@ -191,6 +79,11 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     feature_names_in_ : ndarray of str
         The input columns seen at fit.
     n_features_in_ : int
+    input_kinds_ : dict
+        Input column → kind of its values at fit (``str``, ``int``, ``float``,
+        ``bool``, ``datetime``, or ``object`` when ambiguous; see
+        :func:`fs_augment.dtypes.input_kind`), which a logged model declares
+        in its signature.
     feature_columns_ : list of str
         The output names of the features, in recipe order.
     feature_dtypes_ : dict
@@ -202,10 +95,11 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         The environment the training lookup read (recorded, not used to choose
         where to read later).
     missing_rate_ : dict
-        Output feature name → fraction missing in the last fit or transform
-        (before defaults).
+        Output feature name → fraction missing in the training lookup (before
+        defaults). A transform changes no fitted state: its figures go to the
+        adapter's metrics (``fs_augment.connect(...).metrics``).
     invalid_count_ : dict
-        Output feature name → values in the last transform that did not fit
+        Output feature name → values in the training lookup that did not fit
         the pinned dtype (turned missing).
     feature_stats_ : dict
         Output feature name → summary of its training values (count, missing
@@ -214,11 +108,26 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     Examples
     --------
+    A demo project (its ``local`` environment serves features from parquet files, no server):
+
+    >>> import tempfile
+    >>> import pandas as pd
     >>> from fs_augment import FeatureStoreAugmenter
-    >>> aug = FeatureStoreAugmenter("recipes/experiment.yaml", env="local")
-    >>> aug
-    FeatureStoreAugmenter(env='local', recipe='recipes/experiment.yaml')
-    >>> out = aug.fit_transform(spine)  # doctest: +SKIP
+    >>> from fs_augment.demo import write_demo_data
+    >>> project = write_demo_data(tempfile.mkdtemp(), users=20, products=5, rows=50)
+    >>> recipe = {"augmenter": {"features": [
+    ...     {"feature_namespace": "user_demographics", "features": ["age", "country_code"]}]}}
+    >>> aug = FeatureStoreAugmenter(recipe, env="local", config_dir=project.config_dir)
+    >>> spine = pd.DataFrame({"user_id": ["user1", "user2", "nobody"]})
+    >>> aug.fit_transform(spine)
+      user_id  user_demographics__age user_demographics__country_code
+    0   user1                    26.0                              GB
+    1   user2                    35.0                              KR
+    2  nobody                     NaN                             NaN
+    >>> aug.get_feature_names_out().tolist()
+    ['user_id', 'user_demographics__age', 'user_demographics__country_code']
+    >>> aug.missing_rate_
+    {'user_demographics__age': 0.3333333333333333, 'user_demographics__country_code': 0.3333333333333333}
     """
 
     def __init__(
@@ -254,7 +163,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         ----------
         X : DataFrame
             The entity spine: the recipe's entity columns (and its timestamp
-            column for point-in-time lookups).
+            column for point-in-time lookups). A polars DataFrame is converted
+            to pandas first.
         y : ignored
 
         Returns
@@ -268,11 +178,31 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         """Fit and return the augmented spine, with one lookup.
 
         A fit that fails leaves a fitted augmenter as it was before the call.
+
+        Parameters
+        ----------
+        X : DataFrame
+            The entity spine, as for :meth:`fit`.
+        y : ignored
+        **fit_params
+            Passed on to ``fit`` as scikit-learn's ``TransformerMixin`` does;
+            ``fit`` takes none, so any raises ``TypeError`` rather than being
+            dropped silently (e.g. ``pipeline.fit(X, y, augment__sample_weight=w)``).
+
+        Returns
+        -------
+        DataFrame
         """
+        if fit_params:
+            raise TypeError(
+                f"{type(self).__name__}.fit() got unexpected keyword argument(s) "
+                f"{', '.join(map(repr, sorted(fit_params)))}: it takes only X and y")
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_")}
+        X = as_pandas(X)
         try:
             values = self._fit_lookup(X)
-            out = self._assemble(X, values)
+            out, self.missing_rate_, self.invalid_count_ = self._assemble(X, values)
+            self._layout()  # built now, so that no transform writes the estimator
         except BaseException:
             for name in [k for k in vars(self) if k.endswith("_")]:
                 delattr(self, name)
@@ -294,7 +224,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         Parameters
         ----------
         X : DataFrame
-            Entity columns (and any other columns seen at fit).
+            Entity columns (and any other columns seen at fit); pandas, or
+            polars (converted to pandas first).
 
         Returns
         -------
@@ -302,14 +233,15 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         """
         if not hasattr(self, "feature_columns_"):
             check_is_fitted(self, "feature_columns_")  # raises NotFittedError with sklearn's message
+        X = as_pandas(X)
         arrays = self._input_arrays(X)
         online = self._resolve_mode() == "online"
         adapter = get_adapter(self.env, self.config_dir)
         if online and len(X.index) == 1:  # a served request: one row, one round trip
-            out = self._transform_row(X, adapter, arrays)
+            out = transform_row(self, X, adapter, arrays)
         else:
             values = self._lookup(X, online=online, adapter=adapter, arrays=arrays)
-            out = self._assemble(X, values, adapter=adapter, arrays=arrays)
+            out = self._assemble(X, values, adapter=adapter, arrays=arrays)[0]
         return self._output(out, X)
 
     def set_output(self, *, transform: str | None = None) -> FeatureStoreAugmenter:
@@ -337,101 +269,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
         The class opts out of scikit-learn's automatic wrapping of ``transform``
         (``auto_wrap_output_keys=None``), whose per-call bookkeeping is a measurable part of a served
-        1-row transform: the default container is answered here at once, and any other is made by
-        scikit-learn's own wrapper (:class:`_Container`), so the result is exactly scikit-learn's.
+        1-row transform: the default container is answered at once, and any other is made by
+        scikit-learn's own wrapper (:func:`fs_augment._frames.in_container`), so the result is scikit-learn's.
         """
-        config = self.__dict__.get("_sklearn_output_config")
-        dense = config["transform"] if config and "transform" in config else get_config()["transform_output"]
-        if dense == "default":
-            return out
-        return _Container(out, self.get_feature_names_out).set_output(transform=dense).transform(X)
-
-    def _transform_row(self, X: pd.DataFrame, adapter: Any, arrays: Mapping[Any, Any]) -> pd.DataFrame:
-        """:meth:`transform` of a one-row frame online: the same lookup and output, with less per-call work."""
-        layout = self._layout()
-        texts = []
-        for column in layout.entity_columns:
-            array = arrays[column]
-            if type(array) is _ArrowStringArray:  # its Arrow data read directly: a third of array[0]'s cost
-                texts.append(entity_to_text(array.__arrow_array__().to_pylist()[0], column))
-            elif array.dtype.kind == "O":  # what entity_texts does with one value of an object-kind array
-                texts.append(entity_to_text(array[0], column))
-            else:
-                texts.append(entity_texts(array, column)[0])
-        flat = adapter.lookup_row(texts, self.recipe_.groups, online=True)
-        row = layout.row
-        if row is not None:
-            frame = self._assemble_row(X, flat, layout, row, adapter, arrays)
-            if frame is not None:
-                return frame
-        values = {qualified: [value] for (_, qualified, _, _), value in zip(layout.features, flat, strict=True)}
-        return self._assemble(X, values, adapter=adapter, arrays=arrays)
-
-    def _assemble_row(self, X: pd.DataFrame, flat: list[Any], layout: _Layout, row: _RowLayout, adapter: Any,
-                      arrays: Mapping[Any, Any]) -> pd.DataFrame | None:
-        """:meth:`_assemble` of one row whose values plainly fit their kinds (see ``dtypes._coerce_one``),
-        built from blocks; None for anything else (the general path decides then)."""
-        blocks: list[tuple[Any, np.ndarray]] = []
-        for column, placement in zip(layout.passthrough, row.passthrough_placements, strict=True):
-            array = arrays[column]
-            if type(array) is _NumpyExtensionArray:
-                array = array.to_numpy()
-                if array.dtype.kind not in "biuf":  # object columns are inferred by pd.DataFrame
-                    return None
-                array = array.reshape(1, 1)
-            elif not isinstance(array, _ROW_PASSTHROUGH_EAS):
-                return None
-            blocks.append((array, placement.copy()))  # each frame owns its placements (pandas keeps them)
-        floats: list[float] = []
-        texts: list[Any] = []
-        missing: list[float] = []
-        for value, (is_text, kind, filled) in zip(flat, row.kinds, strict=True):
-            if value is None:
-                missing.append(1.0)
-                if is_text:
-                    texts.append(np.nan if filled is None else filled)
-                else:
-                    floats.append(filled)
-                continue
-            t = type(value)
-            if is_text:
-                if t is not str:
-                    return None
-                texts.append(value)
-            elif kind == "float":
-                if t is float:
-                    if value != value:  # NaN: missing, as np.array([nan]) counts it
-                        missing.append(1.0)
-                        floats.append(filled)
-                        continue
-                elif t is not int or not _INT64_MIN <= value <= _INT64_MAX:
-                    return None
-                floats.append(value)
-            elif kind == "int":
-                if t is not int or not _INT64_MIN <= value <= _INT64_MAX or abs(float(value)) >= 2.0**63:
-                    return None
-                floats.append(value)
-            elif t is bool:
-                floats.append(value)
-            else:
-                return None
-            missing.append(0.0)
-        if row.float_placement is not None:
-            blocks.append((np.array(floats, dtype="float64").reshape(-1, 1), row.float_placement.copy()))
-        for text, placement in zip(texts, row.str_placements, strict=True):
-            holder = np.empty(1, dtype=object)
-            holder[0] = text
-            blocks.append((_StringArray(holder, dtype=_STR), placement.copy()))
-        names = layout.names
-        missing_rate = dict(zip(names, missing, strict=True))
-        invalid_count = dict.fromkeys(names, 0)
-        frame = _create_dataframe_from_blocks(blocks, index=X.index, columns=layout.columns)
-        self.missing_rate_ = missing_rate
-        self.invalid_count_ = invalid_count
-        adapter.metrics.record_features(1, self._qualified_, missing_rate, invalid_count)
-        if self.max_missing_rate is not None:
-            self._check_quality(missing_rate, invalid_count)
-        return frame
+        return in_container(out, X, self.__dict__.get("_sklearn_output_config"), self.get_feature_names_out)
 
     def _input_arrays(self, X: Any) -> dict[Any, Any]:
         """Check ``X`` against the fit; the arrays of the columns a transform reads (passed through, or keys)."""
@@ -442,20 +283,25 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             return {column: X[column].array for column in extract}
         # a frame of (about) the fitted columns: reading them by position builds no column lookup table,
         # which costs more than the read itself on the fresh 1-row frame of each served request
-        columns = list(X.items())
+        columns = column_arrays(X)
         labels = [label for label, _ in columns]
         if labels != layout.fitted_labels:  # the fitted columns, unique, none missing: nothing to check
             self._check_frame(X, fitting=False, labels=labels)
         wanted = layout.wanted
-        arrays = {label: series.array for label, series in columns if label in wanted}
+        arrays = {label: array for label, array in columns if label in wanted}
         if len(arrays) < len(extract):
             arrays.update((column, X[column].array) for column in extract if column not in arrays)
         return arrays
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # object.__getstate__ gives the live __dict__ itself
         state.pop("_layout_", None)  # derived from the fitted state; rebuilt where the pickle is loaded
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "feature_columns_" in self.__dict__:  # built here, so that no transform writes the estimator
+            self._layout_ = Layout(self)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Output column names: passed-through input columns, then the features."""
@@ -514,6 +360,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             raise SpineError(f"input column(s) {', '.join(clash)} have the names of output features; rename them")
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
+        self.input_kinds_ = {column: dtypes.input_kind(X[column]) for column in X.columns}
         dropped = set(recipe.entity_columns) | ({recipe.timestamp_column} if recipe.timestamp_column else set())
         self._passthrough_columns_ = [
             c for c in X.columns if self.passthrough and not (self.drop_entity_columns and c in dropped)
@@ -537,6 +384,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             self.feature_kinds_[name] = kind
         self._defaults_ = {k: v for k, v in defaults.items() if v is not None}
         self._nullable_ = bool(self.nullable_dtypes)
+        warn_about_training_values(self.feature_columns_, self._qualified_, self.feature_kinds_, values)
         self.feature_dtypes_ = {
             name: dtypes.dtype_name(kind, self._nullable_) for name, kind in self.feature_kinds_.items()
         }
@@ -559,8 +407,13 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     def _check_frame(self, X: Any, *, fitting: bool, labels: list[Any] | None = None) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
+            what = type(X).__name__
+            if hasattr(X, "tocsr") or hasattr(X, "to_scipy_sparse"):  # scipy.sparse matrices and arrays
+                what = f"sparse input ({what}); sparse matrices hold numbers, not entity keys"
+            elif type(X).__module__.partition(".")[0] == "polars" and what == "LazyFrame":
+                what = "a polars LazyFrame; collect() it first"
             raise SpineError(
-                f"{type(self).__name__} takes a pandas DataFrame of entity columns, got {type(X).__name__}"
+                f"{type(self).__name__} takes a pandas or polars DataFrame of entity columns, got {what}"
             )
         if labels is None:
             labels = X.columns.tolist()
@@ -579,10 +432,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 )
         return X
 
-    def _layout(self) -> _Layout:
+    def _layout(self) -> Layout:
         layout = self.__dict__.get("_layout_")
         if layout is None:
-            layout = self._layout_ = _Layout(self)
+            layout = self._layout_ = Layout(self)
         return layout
 
     def _lookup(self, X: pd.DataFrame, *, online: bool, verify: bool = False, adapter: Any = None,
@@ -590,21 +443,29 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         if adapter is None:
             adapter = get_adapter(self.env, self.config_dir)
         recipe = self.recipe_
+        # a transform reuses the fitted layout's plan; the fit's own lookup comes before the layout
+        plan = self._layout().plan if arrays is not None else LookupPlan(recipe.groups)
         timestamp = recipe.timestamp_column
         use_time = not online and timestamp is not None and timestamp in X.columns
         online = online and len(X) <= ONLINE_MAX_ROWS
         if arrays is None or use_time:
-            return adapter.lookup_columns(X, recipe.groups, online=online,
+            return adapter.lookup_columns(X, plan, online=online,
                                           timestamp_column=timestamp if use_time else None, verify=verify)
-        texts = {column: entity_texts(arrays[column], column) for column in self._layout().entity_columns}
-        return adapter.lookup_texts(texts, recipe.groups, online=online, verify=verify)
+        texts = {column: entity_texts(arrays[column], column) for column in plan.columns}
+        return adapter.lookup_texts(texts, plan, online=online, verify=verify)
 
     def _assemble(self, X: pd.DataFrame, values: Mapping[str, Any], *, adapter: Any = None,
-                  arrays: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                  arrays: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, float], dict[str, int]]:
+        """The output frame, and each feature's missing rate (before defaults) and invalid count.
+
+        Nothing is stored on the estimator: a fit keeps the figures as ``missing_rate_`` and
+        ``invalid_count_``; a transform only records them in the adapter's metrics.
+        """
         layout = self._layout()
-        # keyed by position, labelled once at the end: pandas infers no column index per call
+        # keyed by position, labelled once at the end: pandas infers no column index per call; the spine's
+        # arrays copied (copy-on-write tracks Series, not bare arrays: a write to the output would reach X)
         data: dict[int, Any] = dict(enumerate(
-            _by_position(arrays[column] if arrays is not None else X[column].array, X.index)
+            by_position((arrays[column] if arrays is not None else X[column].array).copy(), X.index)
             for column in layout.passthrough))
         at = len(data)
         n = len(X)
@@ -613,28 +474,26 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         invalid_count: dict[str, int] = {}
         for name, qualified, kind, default in layout.features:
             if n == 0:
-                data[at] = _by_position(dtypes.empty(kind, nullable), X.index)
+                data[at] = by_position(dtypes.empty(kind, nullable), X.index)
                 missing_rate[name] = 0.0
                 invalid_count[name] = 0
                 at += 1
                 continue
             coerced = dtypes.coerce(values[qualified], kind, nullable)
             column = coerced.values
-            if coerced.missing and default is not _NO_DEFAULT:
+            if coerced.missing and default is not NO_DEFAULT:
                 column = dtypes.fill(column, kind, default)
-            data[at] = _by_position(column, X.index)
+            data[at] = by_position(column, X.index)
             at += 1
             missing_rate[name] = coerced.missing / n
             invalid_count[name] = coerced.invalid
-        self.missing_rate_ = missing_rate
-        self.invalid_count_ = invalid_count
         if adapter is None:
             adapter = get_adapter(self.env, self.config_dir)
         adapter.metrics.record_features(n, self._qualified_, missing_rate, invalid_count)
         self._check_quality(missing_rate, invalid_count)
         frame = pd.DataFrame(data, index=X.index, copy=False)
         frame.columns = layout.columns
-        return frame
+        return frame, missing_rate, invalid_count
 
     def _check_quality(self, missing_rate: Mapping[str, float], invalid: Mapping[str, int]) -> None:
         bad_types = {k: v for k, v in invalid.items() if v}
@@ -655,46 +514,3 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         if self.on_missing == "raise":
             raise MissingFeaturesError(message)
         warnings.warn(message, FeatureQualityWarning, stacklevel=3)
-
-
-class _Container(TransformerMixin):
-    """Hands an augmenter's output to scikit-learn's ``set_output`` wrapping, for the non-default containers.
-
-    Its ``transform`` is wrapped by scikit-learn (``_SetOutputMixin``) as the augmenter's was before it
-    opted out, so ``pandas``/``polars`` output and the errors for unknown ones are scikit-learn's.
-    """
-
-    def __init__(self, out: pd.DataFrame, names: Any) -> None:
-        self._out = out
-        self._names = names
-
-    def fit(self, X: Any, y: Any = None) -> _Container:
-        return self
-
-    def transform(self, X: Any) -> pd.DataFrame:
-        return self._out
-
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        return self._names()
-
-
-def summarize(column: pd.Series, kind: str, top: int = 20) -> dict[str, Any]:
-    """Summary statistics of one feature column, as plain JSON-ready data."""
-    n = len(column)
-    present = column.dropna()
-    out: dict[str, Any] = {
-        "kind": kind,
-        "dtype": str(column.dtype),
-        "count": len(present),
-        "missing_rate": float(1 - len(present) / n) if n else 0.0,
-    }
-    if kind in ("int", "float") and len(present):
-        numbers = present.astype("float64").clip(-1e150, 1e150)  # keeps std finite
-        q = numbers.quantile([0.05, 0.5, 0.95]).tolist()
-        out.update(mean=float(numbers.mean()), std=float(numbers.std(ddof=0)), min=float(numbers.min()),
-                   max=float(numbers.max()), p05=q[0], p50=q[1], p95=q[2])
-    elif kind in ("str", "bool") and len(present):
-        counts = present.astype(str).value_counts(normalize=True).head(top)
-        out["top_values"] = {str(k): float(v) for k, v in counts.items()}
-        out["distinct"] = int(present.astype(str).nunique())
-    return out

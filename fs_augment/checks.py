@@ -11,6 +11,9 @@ each a :class:`CheckRow` with status ``PASS``, ``FAIL``, ``WARN`` or ``SKIP``:
   loader, else the offline store's entities) that have a value online;
 * **type** -- the kind of the values (``int``, ``float``, ``bool``, ``str``)
   agrees between online and offline, and is not a mix;
+* **values** -- among the sampled online values, those that cannot be read
+  (not UTF-8, a number beyond float64: FAIL), and the empty texts and texts
+  with surrounding whitespace, which are read as they are (WARN);
 * **freshness** -- the newest ``event_timestamp`` of each namespace offline.
 
 :func:`lookup_features` is one online lookup, feature by feature.
@@ -28,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from fs_augment.config import Config, load_config
-from fs_augment.dtypes import infer_kind
+from fs_augment.dtypes import describe_kinds, infer_kind, text_issues, value_kinds
 from fs_augment.errors import FeatureNotFoundError, FsAugmentError, SpineError, StoreError
+from fs_augment.keys import InvalidValue
 from fs_augment.recipe import FeatureGroup, Recipe, load_recipe
 
 if TYPE_CHECKING:
@@ -87,10 +91,6 @@ def _kinds_agree(online: str, offline: str) -> bool:
 
 def _present(values: Sequence[Any]) -> list[Any]:
     return [v for v in values if v is not None and not (isinstance(v, float | np.floating) and np.isnan(v))]
-
-
-def _type_names(values: Sequence[Any]) -> str:
-    return ", ".join(sorted({type(v).__name__ for v in values}))
 
 
 def _probe(adapter: FeatureStoreAdapter, groups: Sequence[FeatureGroup]) -> CheckRow:
@@ -225,7 +225,9 @@ def _types(
                 continue
             online_kind = infer_kind(online_values)
             if online_kind == "object":
-                rows.append(CheckRow("type", name, FAIL, f"online values mix types: {_type_names(online_values)}"))
+                seen = value_kinds(online_values)
+                what = "mix kinds" if len(seen) > 1 else "are of no plain kind"
+                rows.append(CheckRow("type", name, FAIL, f"online values {what}: {describe_kinds(seen)}"))
                 continue
             if not has_offline:
                 rows.append(CheckRow("type", name, PASS, f"online {online_kind}"))
@@ -241,33 +243,31 @@ def _types(
     return rows
 
 
-def _max_timestamp(offline: OfflineStore, namespace: str) -> pd.Timestamp | None:
-    """The newest ``event_timestamp`` of a namespace in a parquet offline store (CONTRACT 4.4 layout)."""
-    import duckdb
-
-    from fs_augment.stores.offline import TIMESTAMP_COLUMN, ParquetOfflineStore
-
-    if not isinstance(offline, ParquetOfflineStore):
-        raise NotImplementedError
-    single, folder = offline.root / f"{namespace}.parquet", offline.root / namespace
-    if not single.is_file() and not any(folder.glob("*.parquet")):
-        raise FeatureNotFoundError(f"namespace {namespace!r} is not in the {offline.describe()}")
-    source = str(single) if single.is_file() else str(folder / "*.parquet")
-    connection = duckdb.connect(":memory:")
-    try:
-        connection.execute("SET TimeZone = 'UTC'")
-        names = [r[0] for r in connection.execute("DESCRIBE SELECT * FROM read_parquet(?)", [source]).fetchall()]
-        if TIMESTAMP_COLUMN not in names:
-            return None
-        value = connection.execute(f'SELECT max("{TIMESTAMP_COLUMN}") FROM read_parquet(?)', [source]).fetchone()[0]
-    except duckdb.Error as exc:
-        raise StoreError(f"cannot read the times of namespace {namespace!r} from {source}: {exc}") from exc
-    finally:
-        connection.close()
-    if value is None:
-        return pd.NaT
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+def _values(groups: Sequence[FeatureGroup], online: Mapping[str, list[Any]]) -> list[CheckRow]:
+    """Rows counting the sampled online values that cannot be read, and the empty and padded texts."""
+    rows = []
+    for group in groups:
+        for name in group.qualified_names:
+            values = online.get(name, [])
+            if not values:
+                rows.append(CheckRow("values", name, SKIP, "no online values in the sample"))
+                continue
+            reasons: dict[str, int] = {}
+            for value in values:
+                if type(value) is InvalidValue:
+                    reasons[value.reason] = reasons.get(value.reason, 0) + 1
+            texts = text_issues(values)
+            parts = [f"{count} {reason}" for reason, count in reasons.items()]
+            if texts.empty:
+                parts.append(f"{texts.empty} empty text")
+            if texts.padded:
+                parts.append(f"{texts.padded} with surrounding whitespace (e.g. {texts.example!r})")
+            if not parts:
+                rows.append(CheckRow("values", name, PASS, f"{len(values)} sampled: none unreadable, empty or padded"))
+                continue
+            status = FAIL if reasons else WARN
+            rows.append(CheckRow("values", name, status, f"{len(values)} sampled: {', '.join(parts)}"))
+    return rows
 
 
 def _freshness(offline: OfflineStore, groups: Sequence[FeatureGroup], max_staleness: float | None,
@@ -275,10 +275,7 @@ def _freshness(offline: OfflineStore, groups: Sequence[FeatureGroup], max_stalen
     rows = []
     for group in groups:
         try:
-            newest = _max_timestamp(offline, group.namespace)
-        except NotImplementedError:
-            rows.append(CheckRow("freshness", group.namespace, SKIP, f"not available for the {offline.describe()}"))
-            continue
+            newest = offline.newest_timestamp(group.namespace)
         except FeatureNotFoundError as exc:
             rows.append(CheckRow("freshness", group.namespace, SKIP, str(exc)))
             continue
@@ -361,7 +358,7 @@ def run_checks(
     >>> [r.status for r in rows if r.check == "connection"]  # doctest: +SKIP
     ['PASS']
     """
-    from fs_augment.stores import connect
+    from fs_augment.connections import connect
 
     if not isinstance(sample, int) or sample < 1:
         raise ValueError(f"sample must be a positive integer, got {sample!r}")
@@ -397,6 +394,8 @@ def run_checks(
             except (SpineError, StoreError) as exc:
                 rows.append(CheckRow("coverage", "spine", FAIL, str(exc)))
         rows += _types(present, online_values, latest, adapter.offline is not None)
+        if online_values:
+            rows += _values(present, online_values)
         if adapter.offline is not None:
             rows += _freshness(adapter.offline, groups, max_staleness, now)
     return rows
@@ -443,7 +442,7 @@ def lookup_features(
     >>> lookup_features("recipes/experiment.yaml", {"user_id": "user1"}, env="local")  # doctest: +SKIP
     [LookupRow(feature='user_demographics:age', value=46, found=True, note=''), ...]
     """
-    from fs_augment.stores import connect
+    from fs_augment.connections import connect
 
     parsed = load_recipe(recipe)
     config = load_config(env, config_dir)
@@ -467,5 +466,6 @@ def lookup_features(
                 value = values[name]
                 if value is None:  # absent for this entity, or not in the store at all?
                     adapter.verify_feature(group.namespace, feature)
-                rows.append(LookupRow(name, value, value is not None))
+                note = f"invalid: {value.reason}" if type(value) is InvalidValue else ""
+                rows.append(LookupRow(name, value, value is not None, note))
     return rows

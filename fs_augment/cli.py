@@ -78,11 +78,13 @@ def _quiet_mlflow() -> None:
 
 
 def _print_training(result: Any) -> None:
+    from fs_augment.config import mask_url
+
     print("metrics (held-out split):")
     for name, value in result.metrics.items():
         print(f"  {name:<10} {value:.4f}")
     print(f"model:    {result.model_uri}  (run {result.run_id})")
-    print(f"tracking: {result.tracking_uri}")
+    print(f"tracking: {mask_url(result.tracking_uri)}")
     print("serve it (the features are looked up online, in the environment it runs in):")
     print(f"  {result.serve_command}")
     print("then ask it for a prediction:")

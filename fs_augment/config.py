@@ -3,7 +3,12 @@
 The layers: each file is read with ``yaml.safe_load``; the environment file is
 deep-merged over the base (maps merge key by key, scalars and lists are
 replaced); ``${VAR}`` and ``${VAR:-default}`` are replaced in parsed string
-values from the process environment; then every key is typed and validated.
+values from the process environment; then every key is typed and validated
+against its one declaration (:class:`FeatureStoreConfig`, :class:`ConnectionInfo`
+and the backends' settings in :mod:`fs_augment.backends`, made with
+:func:`fs_augment.settings.setting`), and the checks of the backends in use run
+(the ``bq://`` shape, a CA file with a ``redis://`` URL, a cluster's database,
+the monitoring URL). :func:`describe_settings` lists the declarations.
 Errors name the file and the dotted key path; passwords never appear in
 ``repr``, ``str``, logs or error messages.
 """
@@ -15,24 +20,50 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote
+from typing import Any, NamedTuple, NoReturn
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from fs_augment.backends import (
+    OFFLINE_SCHEMES,
+    ONLINE_PROVIDERS,
+    BigQuerySettings,
+    Fail,
+    RedisSettings,
+    offline_uri_shape,
+    uri_scheme,
+)
 from fs_augment.errors import ConfigError
+from fs_augment.settings import (
+    Flag,
+    Integer,
+    Number,
+    OneOf,
+    Rule,
+    Secret,
+    Text,
+    section,
+    sections_of,
+    setting,
+    settings_of,
+)
 
 __all__ = [
     "Config",
     "ConnectionInfo",
+    "DataLakeConfig",
     "FeatureStoreConfig",
     "Secret",
+    "SettingInfo",
     "deep_merge",
+    "describe_settings",
     "interpolate",
     "load_config",
     "resolve_env_name",
+    "resolve_file_uri",
 ]
 
 logger = logging.getLogger(__name__)
@@ -44,60 +75,35 @@ _ENV_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class Secret:
-    """A string that keeps out of reprs, logs and pickles.
-
-    Examples
-    --------
-    >>> s = Secret("hunter2")
-    >>> s, str(s), s.get()
-    (Secret('***'), '***', 'hunter2')
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        """The secret value itself; pass it only to the client that needs it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __reduce__(self):
-        raise TypeError("a Secret is never pickled; resolve it from the config where it is used")
-
-
 def mask_url(url: str) -> str:
-    """``url`` with the password of its user info (and any query) masked, for display.
+    """``url`` with its password, query and fragment masked: the one redaction of URLs for display.
+
+    Every URL fs_augment shows (config, reprs, logs, errors: Redis, monitoring,
+    BigQuery endpoint, MLflow tracking) goes through here. The user name, host,
+    port and path stay; a text without ``://`` (``host:port``) is returned as
+    it is. When it is unclear where the user info ends (an unencoded ``/``,
+    ``?`` or ``#`` before the last ``@``), everything up to that ``@`` is
+    masked, so a password or query is hidden rather than shown.
 
     Examples
     --------
     >>> mask_url("redis://reader:s3cret@cache:6379/2"), mask_url("https://m.internal/push?token=abc")
     ('redis://reader:***@cache:6379/2', 'https://m.internal/push?***')
-    >>> mask_url("localhost:6379")
-    'localhost:6379'
+    >>> mask_url("https://:tok@[::1]:8443/p#frag"), mask_url("redis://u:pa/ss@cache"), mask_url("cache:6379")
+    ('https://:***@[::1]:8443/p', 'redis://***@cache', 'cache:6379')
     """
     if "://" not in url:
         return url
     scheme, _, rest = url.partition("://")
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, hostport = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
-    path, question, _ = path.partition("?")
-    return f"{scheme}://{netloc}{slash}{path}{'?***' if question else ''}"
+    userinfo, at, rest = rest.rpartition("@")
+    rest, _, _ = rest.partition("#")
+    rest, question, _ = rest.partition("?")
+    if at and any(c in userinfo for c in "/?#"):
+        rest = f"***@{rest}"
+    elif at:
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}{':***' if colon else ''}@{rest}"
+    return f"{scheme}://{rest}{'?***' if question else ''}"
 
 
 def split_url_password(url: str) -> tuple[str, str | None]:
@@ -126,20 +132,25 @@ def _masked_repr(obj: Any) -> str:
     return f"{type(obj).__name__}({', '.join(shown)})"
 
 
-@dataclass(frozen=True, repr=False)
-class ConnectionInfo:
-    """Where the environment's stores are (``feature_store.connection_info``)."""
+def _data_lake_shape(value: str) -> str | None:
+    return None if uri_scheme(value) in ("file", "bq") else "a 'file://FOLDER' or 'bq://PROJECT.DATASET' URI"
 
-    redis_host: str = "localhost:6379"
-    redis_db: int = 0
-    redis_password: Secret | None = field(default=None, repr=False)
-    offline_store_uri: str | None = None
-    redis_mode: str = "auto"
-    redis_username: str | None = None
-    redis_ssl_ca_certs: str | None = None
-    bigquery_api_endpoint: str | None = None
-    bigquery_location: str | None = None
-    bigquery_scratch_dataset: str | None = None
+
+@dataclass(frozen=True, repr=False)
+class ConnectionInfo(BigQuerySettings, RedisSettings):
+    """Where the environment's stores are (``feature_store.connection_info``).
+
+    The keys of each backend are declared with the backend
+    (:class:`~fs_augment.backends.RedisSettings`,
+    :class:`~fs_augment.backends.BigQuerySettings`); ``offline_store_uri``
+    selects the offline store.
+    """
+
+    offline_store_uri: str | None = setting(
+        None, Text(shape=offline_uri_shape, bounds="a registered scheme: " + ", ".join(
+            f"{name}://" for name in OFFLINE_SCHEMES)),
+        "The offline store (feature history): ``file://FOLDER`` (parquet, relative to the project root) or "
+        "``bq://PROJECT.DATASET``.")
 
     def __repr__(self) -> str:
         return _masked_repr(self)
@@ -149,22 +160,54 @@ class ConnectionInfo:
 class FeatureStoreConfig:
     """The ``feature_store`` section of an environment's configuration."""
 
-    provider: str = "redis"
-    connection_timeout: int = 5000
-    retry_attempts: int = 3
-    connection_info: ConnectionInfo = field(default_factory=ConnectionInfo)
-    cache_ttl: float = 0
-    cache_max_entries: int = 100_000
-    enable_debug_logging: bool = False
-    connection_pool_size: int = 50
-    enable_monitoring: bool = False
-    monitoring_endpoint: str | None = None
-    retry_deadline: float | None = None
-    on_store_error: str = "raise"
-    batch_chunk_size: int = 10_000
+    provider: str = setting(
+        "redis", OneOf(lambda: ONLINE_PROVIDERS),
+        "The online store: ``redis`` (Redis or Redis Cluster) or ``local`` (embedded, from the file:// "
+        "offline store, no server).")
+    connection_timeout: int = setting(
+        5000, Integer(1, 3_600_000, "one hour, in ms; use retry_deadline to wait out longer outages"),
+        "Connect and read timeout of every store call, in milliseconds.")
+    retry_attempts: int = setting(
+        3, Integer(0, 100, "use retry_deadline to keep retrying for a while"),
+        "Retries of a store call that failed to connect or timed out.")
+    connection_info: ConnectionInfo = section(ConnectionInfo, "Where the stores are.")
+    cache_ttl: float = setting(0, Number(), "Seconds an online lookup's values are cached in process (0: off).")
+    cache_max_entries: int = setting(100_000, Integer(1), "Entries of the in-process cache.")
+    enable_debug_logging: bool = setting(False, Flag(), "Log every store call's key count and time at DEBUG.")
+    connection_pool_size: int = setting(
+        50, Integer(1, 10_000, "Redis' default maxclients; redis-py allocates the whole pool"),
+        "Maximum connections to Redis (per node in a cluster); threads wait for a free one.", backend="redis")
+    enable_monitoring: bool = setting(
+        False, Flag(), "Per-feature metrics, pushed to ``monitoring_endpoint`` when it is set.")
+    monitoring_endpoint: str | None = setting(
+        None, Text(), "An http:// or https:// URL that takes JSON metric snapshots (with enable_monitoring).")
+    retry_deadline: float | None = setting(
+        None, Number(optional=True), "Keep retrying a failing Redis call this many seconds (a failover).",
+        backend="redis")
+    on_store_error: str = setting(
+        "raise", OneOf(("raise", "default")),
+        "When the online store is down: ``raise``, or answer serving lookups with the recipe's defaults.")
+    batch_chunk_size: int = setting(10_000, Integer(1), "Keys per MGET in a batch lookup.", backend="redis")
 
     def __repr__(self) -> str:
         return _masked_repr(self)
+
+
+@dataclass(frozen=True)
+class DataLakeConfig:
+    """The ``data_lake`` section: where Loader SQL runs."""
+
+    uri: str | None = setting(
+        None, Text(shape=_data_lake_shape, bounds="file://, bq://"),
+        "Where a recipe's loader.sql runs: ``file://FOLDER`` (DuckDB over its files) or ``bq://PROJECT.DATASET``.")
+
+
+@dataclass(frozen=True)
+class _ConfigFile:
+    """The layout of a config file (``base.yaml``, ``<env>.yaml``)."""
+
+    feature_store: FeatureStoreConfig = section(FeatureStoreConfig, "The feature store of the environment.")
+    data_lake: DataLakeConfig = section(DataLakeConfig, "The data lake of the environment.")
 
 
 @dataclass(frozen=True)
@@ -197,129 +240,56 @@ class Config:
         store = {f.name: getattr(self.feature_store, f.name) for f in fields(self.feature_store)}
         store["connection_info"] = conn
         if mask_secrets:
-            for section in (store, conn):
-                for key, value in section.items():
+            for section_values in (store, conn):
+                for key, value in section_values.items():
                     if isinstance(value, str):
-                        section[key] = mask_url(value)
+                        section_values[key] = mask_url(value)
         return {"feature_store": store, "data_lake": {"uri": self.data_lake_uri}}
 
 
-# --- schema ---------------------------------------------------------------
+class SettingInfo(NamedTuple):
+    """One declared setting, as :func:`describe_settings` lists it."""
 
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError("a string")
-    return value
-
-
-def _opt_str(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return _str(value)
-
-
-def _int(minimum: int, maximum: int | None = None, why: str = ""):
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise TypeError(f"an integer >= {minimum}")
-        if maximum is not None and value > maximum:
-            raise TypeError(f"at most {maximum} ({why})")
-        return value
-
-    return check
+    #: Dotted key path in the config files, e.g. ``feature_store.connection_info.redis_db``.
+    key: str
+    #: The Python type of the value (``int``, ``str | None``, ``Secret | None`` ...).
+    type: str
+    #: The default (None: unset).
+    default: Any
+    #: One line of help.
+    help: str
+    #: Bounds or allowed values ("" when any value of the type goes).
+    bounds: str
+    #: The provider or URI scheme the key is for (None: every backend).
+    backend: str | None
 
 
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise TypeError("a number >= 0")
-    return value
+def describe_settings() -> list[SettingInfo]:
+    """Every setting of a config file, from its one declaration, in file order.
 
+    Examples
+    --------
+    >>> info = {s.key: s for s in describe_settings()}
+    >>> info["feature_store.retry_attempts"][1:3], info["feature_store.retry_attempts"].bounds
+    (('int', 3), '0 to 100')
+    >>> info["feature_store.connection_info.redis_db"].backend
+    'redis'
+    """
+    out: list[SettingInfo] = []
 
-def _opt_number(value: Any) -> float | None:
-    return None if value is None else _number(value)
+    def walk(cls: type, prefix: str) -> None:
+        subsections = sections_of(cls)
+        for f in fields(cls):
+            key = f"{prefix}.{f.name}" if prefix else f.name
+            if f.name in subsections:
+                walk(subsections[f.name], key)
+                continue
+            spec = settings_of(cls)[f.name]
+            default = None if f.default is MISSING else f.default
+            out.append(SettingInfo(key, str(f.type), default, spec.help, spec.rule.bounds, spec.backend))
 
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError("true or false")
-    return value
-
-
-def _choice(*allowed: str):
-    def check(value: Any) -> str:
-        if value not in allowed:
-            raise TypeError("one of " + ", ".join(repr(a) for a in allowed))
-        return value
-
-    return check
-
-
-def _host(value: Any) -> str:
-    value = _str(value)
-    if "://" in value:
-        if not value.startswith(("redis://", "rediss://")):
-            raise TypeError("'host:port' or a redis:// / rediss:// URL")
-        return value
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise TypeError("'host:port' (e.g. 'localhost:6379') or a redis:// / rediss:// URL")
-    return value
-
-
-def _store_uri(value: Any) -> str | None:
-    value = _opt_str(value)
-    if value is not None and not value.startswith(("file://", "bq://")):
-        raise TypeError("a 'file://FOLDER' or 'bq://PROJECT.DATASET' URI")
-    return value
-
-
-def _secret(value: Any) -> Secret | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, Secret):
-        return value
-    if not isinstance(value, str | int):
-        raise TypeError("a string (use '${VARIABLE}' to read it from the environment)")
-    return Secret(str(value))
-
-
-_CONNECTION_SCHEMA = {
-    "redis_host": _host,
-    "redis_db": _int(0),
-    "redis_password": _secret,
-    "offline_store_uri": _store_uri,
-    "redis_mode": _choice("auto", "standalone", "cluster"),
-    "redis_username": _opt_str,
-    "redis_ssl_ca_certs": _opt_str,
-    "bigquery_api_endpoint": _opt_str,
-    "bigquery_location": _opt_str,
-    "bigquery_scratch_dataset": _opt_str,
-}
-
-_STORE_SCHEMA = {
-    "provider": _choice("redis", "local"),
-    "connection_timeout": _int(1, 3_600_000, "one hour, in ms; use retry_deadline to wait out longer outages"),
-    "retry_attempts": _int(0, 100, "use retry_deadline to keep retrying for a while"),
-    "connection_info": _CONNECTION_SCHEMA,
-    "cache_ttl": _number,
-    "cache_max_entries": _int(1),
-    "enable_debug_logging": _bool,
-    "connection_pool_size": _int(1, 10_000, "Redis' default maxclients; redis-py allocates the whole pool"),
-    "enable_monitoring": _bool,
-    "monitoring_endpoint": _opt_str,
-    "retry_deadline": _opt_number,
-    "on_store_error": _choice("raise", "default"),
-    "batch_chunk_size": _int(1),
-}
-
-# Keys whose values are text: an interpolated value is kept as it is ("0x10", "true" and
-# "1.5" are passwords, not numbers); other keys read it as a YAML scalar ("${DB:-3}" -> 3).
-_TEXT_RULES = frozenset({_str, _opt_str, _host, _store_uri, _secret})
-
-_SCHEMA: dict[str, Any] = {
-    "feature_store": _STORE_SCHEMA,
-    "data_lake": {"uri": _store_uri},
-}
+    walk(_ConfigFile, "")
+    return out
 
 
 # --- layers -----------------------------------------------------------------
@@ -409,40 +379,63 @@ def _from_text(value: str) -> Any:
     return parsed if isinstance(parsed, int | float | bool) or parsed is None else value
 
 
-def _validate(tree: Any, schema: Mapping[str, Any], path: str, where: Mapping[str, str],
+def _validate(tree: Any, cls: type, path: str, where: Mapping[str, str],
               interpolated: set[str]) -> dict[str, Any]:
+    """Check a parsed section against its settings class; the values by key, sections as dicts."""
     if not isinstance(tree, Mapping):
         file = where.get(path) or next(iter(where.values()), "the configuration")
         raise ConfigError(f"{file}: {path or 'the top level'} must be a mapping, got {type(tree).__name__}")
+    values, subsections = settings_of(cls), sections_of(cls)
     out: dict[str, Any] = {}
     for key, value in tree.items():
         dotted = f"{path}.{key}" if path else str(key)
         file = where.get(dotted) or _first_file(where, dotted)
-        if key not in schema:
-            close = difflib.get_close_matches(str(key), list(schema), n=1, cutoff=0.6)
+        if key in subsections:
+            out[key] = _validate(value if value is not None else {}, subsections[key], dotted, where, interpolated)
+            continue
+        spec = values.get(key)
+        if spec is None:
+            known = [*values, *subsections]
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
             hint = f"; did you mean {path + '.' if path else ''}{close[0]}?" if close else (
-                "; known keys: " + ", ".join(sorted(schema))
+                "; known keys: " + ", ".join(sorted(known))
             )
             raise ConfigError(f"{file}: unknown key {dotted}{hint}")
-        rule = schema[key]
-        if isinstance(rule, Mapping):
-            out[key] = _validate(value if value is not None else {}, rule, dotted, where, interpolated)
-            continue
-        if dotted in interpolated and isinstance(value, str) and rule not in _TEXT_RULES:
+        rule: Rule = spec.rule
+        if dotted in interpolated and isinstance(value, str) and not rule.text:
             value = _from_text(value)
         try:
-            out[key] = rule(value)
+            out[key] = rule.check(value)
         except TypeError as exc:
             shown = "***" if key == "redis_password" else repr(mask_url(value) if isinstance(value, str) else value)
             raise ConfigError(f"{file}: {dotted} must be {exc}, got {shown}") from None
     return out
 
 
-def _first_file(where: Mapping[str, str], prefix: str) -> str:
+def _check(store: FeatureStoreConfig, env: str, fail: Fail) -> None:
+    """The checks of settings that depend on each other: monitoring, then the backends in use."""
+    endpoint = store.monitoring_endpoint
+    if store.enable_monitoring and endpoint is not None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            fail("feature_store.monitoring_endpoint",
+                 f"of environment {env!r} must be an http:// or https:// URL (enable_monitoring is on), "
+                 f"got {mask_url(endpoint)!r}")
+    online = ONLINE_PROVIDERS[store.provider]
+    if online.check is not None:
+        online.check(store, fail)
+    uri = store.connection_info.offline_store_uri
+    if uri is not None:
+        offline = OFFLINE_SCHEMES[uri_scheme(uri)]
+        if offline.check is not None:
+            offline.check(store, fail)
+
+
+def _first_file(where: Mapping[str, str], prefix: str, fallback: str | None = None) -> str:
     for dotted, file in where.items():
         if dotted.startswith(prefix + ".") or dotted == prefix:
             return file
-    return next(iter(where.values()), "the configuration")
+    return fallback or next(iter(where.values()), "the configuration")
 
 
 def read_yaml_file(path: Path, error: type[Exception], what: str) -> Any:
@@ -480,6 +473,21 @@ def resolve_env_name(env: str | None = None) -> str:
 def resolve_config_dir(config_dir: str | os.PathLike[str] | None = None) -> Path:
     """The config folder: ``config_dir``, else ``$FS_AUGMENT_CONFIG_DIR``, else ``./config``."""
     return Path(config_dir or os.environ.get(CONFIG_DIR_VARIABLE) or "config")
+
+
+def resolve_file_uri(uri: str, config: Config) -> Path:
+    """The folder of a ``file://`` URI of an environment's configuration.
+
+    A relative path (``file://./local_features``) is taken relative to the
+    folder that holds the config folder (the project root), so the same
+    config works whatever the working directory of the process.
+    """
+    if not uri.startswith("file://"):
+        raise ConfigError(f"environment {config.env!r}: expected a file:// URI, got {uri!r}")
+    path = Path(os.path.expanduser(uri[len("file://"):]))
+    if not path.is_absolute():
+        path = Path(config.config_dir).resolve().parent / path
+    return path
 
 
 def load_config(
@@ -546,7 +554,7 @@ def load_config(
         _origins(data, str(path), "", where)
     resolved = interpolate(merged, environ, where=where)
     interpolated = {p for p in where if _has_placeholder(merged, p)}
-    checked = _validate(resolved, _SCHEMA, "", where, interpolated)
+    checked = _validate(resolved, _ConfigFile, "", where, interpolated)
 
     store = dict(checked.get("feature_store", {}))
     connection = dict(store.pop("connection_info", {}))
@@ -559,10 +567,16 @@ def load_config(
             )
         connection.update(redis_host=host, redis_password=Secret(url_password))
     info = ConnectionInfo(**connection)
+    feature_store = FeatureStoreConfig(connection_info=info, **store)
+
+    def fail(dotted: str, text: str) -> NoReturn:
+        raise ConfigError(f"{where.get(dotted) or _first_file(where, dotted, str(env_path))}: {dotted} {text}")
+
+    _check(feature_store, name, fail)
     config = Config(
         env=name,
         config_dir=str(folder),
-        feature_store=FeatureStoreConfig(connection_info=info, **store),
+        feature_store=feature_store,
         data_lake_uri=checked.get("data_lake", {}).get("uri"),
     )
     logger.debug("loaded config %s from %s", name, folder)

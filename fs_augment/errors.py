@@ -20,6 +20,7 @@ __all__ = [
     "FsAugmentError",
     "MissingDependencyError",
     "MissingFeaturesError",
+    "ParameterError",
     "RecipeError",
     "SpineError",
     "StoreError",
@@ -50,6 +51,13 @@ class SpineError(FsAugmentError, ValueError):
     """
 
 
+class ParameterError(FsAugmentError, ValueError):
+    """A function was given a parameter value it does not take.
+
+    The message names the parameter, the values it takes and the value received.
+    """
+
+
 class StoreError(FsAugmentError):
     """A feature store call failed."""
 
@@ -58,7 +66,9 @@ class StoreUnavailableError(StoreError, ConnectionError):
     """The store could not be reached, even after the configured retries.
 
     The message names the store, the environment and the host, never the
-    password.
+    password. It is a :class:`ConnectionError`, hence an :class:`OSError`:
+    ``except OSError`` (or ``except ConnectionError``) around a lookup catches
+    it, as it catches the socket errors it stands for.
     """
 
 

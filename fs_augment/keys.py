@@ -2,7 +2,10 @@
 
 Pure functions, no I/O. The online key of a feature is
 ``{namespace}:{feature_name}:{entity_key}``; values are UTF-8 text holding
-JSON, or any other text read as the raw string.
+JSON, or any other text read as the raw string. A stored value that cannot be
+read as either -- bytes that are not UTF-8, or a number beyond float64 such as
+``1e400`` -- is an :class:`InvalidValue`: every feature reads it as missing and
+counts it as invalid.
 
 Examples
 --------
@@ -27,18 +30,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import orjson as _orjson  # a faster parser for the same JSON grammar
 import pandas as pd
 
 from fs_augment.errors import RecipeError, SpineError
 
-try:  # a faster parser for the same JSON grammar
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - orjson is a declared dependency
-    _orjson = None
-
 __all__ = [
     "NAME_PATTERN",
+    "NOT_FINITE",
+    "NOT_UTF8",
     "TIMESTAMP_COLUMN",
+    "InvalidValue",
     "decode_value",
     "decode_values",
     "encode_value",
@@ -155,22 +157,9 @@ def entity_texts(values: pd.Series | np.ndarray | pd.api.extensions.ExtensionArr
     if isinstance(values, pd.Series):
         dtype = values.dtype
         if dtype.kind in "iu":
-            if isinstance(dtype, pd.api.extensions.ExtensionDtype):  # nullable Int64 and friends
-                mask = values.isna().to_numpy()
-                ints = values.to_numpy(dtype="uint64" if dtype.kind == "u" else "int64", na_value=0).tolist()
-                return [None if m else str(v) for v, m in zip(ints, mask.tolist(), strict=True)]
-            return [str(v) for v in values.to_numpy().tolist()]
+            return _integer_texts(values)
         if dtype.kind == "f":
-            arr = values.to_numpy(dtype="float64", na_value=np.nan)
-            nan = np.isnan(arr)
-            with np.errstate(invalid="ignore"):
-                ok = nan | (np.isfinite(arr) & (np.mod(arr, 1) == 0))
-            if not ok.all():
-                raise _bad_entity(float(arr[~ok][0]), column)
-            if (np.abs(arr[~nan]) >= 2.0**63).any():  # beyond int64: Python ints, one by one
-                return [entity_to_text(v, column) for v in arr.tolist()]
-            ints = np.where(nan, 0, arr).astype("int64").tolist()
-            return [None if m else str(v) for v, m in zip(ints, nan.tolist(), strict=True)]
+            return _float_texts(values, column)
         if dtype.kind == "b":
             present = values.dropna()
             if len(present):
@@ -180,15 +169,98 @@ def entity_texts(values: pd.Series | np.ndarray | pd.api.extensions.ExtensionArr
     return [entity_to_text(v, column) for v in values]
 
 
+def _integer_texts(values: pd.Series) -> list[str | None]:
+    """Key texts of an integer column (numpy or nullable)."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype):  # nullable Int64 and friends
+        mask = values.isna().to_numpy()
+        ints = values.to_numpy(dtype="uint64" if dtype.kind == "u" else "int64", na_value=0).tolist()
+        return [None if m else str(v) for v, m in zip(ints, mask.tolist(), strict=True)]
+    return [str(v) for v in values.to_numpy().tolist()]
+
+
+def _float_texts(values: pd.Series, column: str | None) -> list[str | None]:
+    """Key texts of a float column whose values are whole numbers (NaN: no entity); anything else is refused."""
+    arr = values.to_numpy(dtype="float64", na_value=np.nan)
+    nan = np.isnan(arr)
+    with np.errstate(invalid="ignore"):
+        ok = nan | (np.isfinite(arr) & (np.mod(arr, 1) == 0))
+    if not ok.all():
+        raise _bad_entity(float(arr[~ok][0]), column)
+    if (np.abs(arr[~nan]) >= 2.0**63).any():  # beyond int64: Python ints, one by one
+        return [entity_to_text(v, column) for v in arr.tolist()]
+    ints = np.where(nan, 0, arr).astype("int64").tolist()
+    return [None if m else str(v) for v, m in zip(ints, nan.tolist(), strict=True)]
+
+
+class InvalidValue:
+    """A stored value that cannot be read: not UTF-8 text, or a number beyond float64.
+
+    Decoding gives it instead of a replacement: lookups return it as the value, and
+    :func:`fs_augment.dtypes.coerce` reads it as missing in every kind and counts it as
+    invalid, as it does text in a numeric feature.
+
+    Parameters
+    ----------
+    raw : bytes or str
+        The stored value as it was read.
+    reason : str
+        Why it cannot be read (``"not UTF-8"``, ``"not a finite number"``).
+
+    Examples
+    --------
+    >>> decode_value(b"K\\xffR")
+    InvalidValue(b'K\\xffR', 'not UTF-8')
+    >>> decode_value(b"1e400").reason
+    'not a finite number'
+    """
+
+    __slots__ = ("raw", "reason")
+
+    def __init__(self, raw: bytes | str, reason: str) -> None:
+        self.raw = raw
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"InvalidValue({self.raw!r}, {self.reason!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not InvalidValue:
+            return NotImplemented
+        return self.raw == other.raw and self.reason == other.reason
+
+    def __hash__(self) -> int:
+        return hash((InvalidValue, self.raw, self.reason))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return InvalidValue, (self.raw, self.reason)
+
+
+NOT_UTF8 = "not UTF-8"
+NOT_FINITE = "not a finite number"
+
+
+class _NotFinite(ValueError):
+    pass
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # a literal beyond float64 (1e400); NaN and Infinity are no JSON numbers
+        raise _NotFinite(text)
+    return value
 
 
 def decode_value(raw: bytes | str | None) -> Any:
     """Decode one stored value: JSON if it parses, the raw text otherwise.
 
     None (an absent key) stays None. ``NaN``/``Infinity`` are not JSON and read
-    as raw text.
+    as raw text. Bytes that are not UTF-8, and JSON holding a number beyond
+    float64 (``1e400``, ``-1e400``, ``[1e400]``), give an :class:`InvalidValue`.
 
     Examples
     --------
@@ -197,15 +269,11 @@ def decode_value(raw: bytes | str | None) -> Any:
     """
     if raw is None:
         return None
-    if _orjson is not None:
-        try:
-            value = _orjson.loads(raw)
-        except _orjson.JSONDecodeError:
-            pass
-        else:
-            if not _maybe_lossy(value, raw):
-                return value
-    return _decode_text(raw)
+    try:
+        value = _orjson.loads(raw)
+    except _orjson.JSONDecodeError:
+        return _decode_text(raw)
+    return _decode_text(raw) if _maybe_lossy(value, raw) else value
 
 
 # orjson reads an integer beyond 64 bits as a float; such values are re-read with json.
@@ -221,17 +289,24 @@ def _maybe_lossy(value: Any, raw: bytes | str) -> bool:
 
 
 def _decode_text(raw: bytes | str) -> Any:
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else raw
+    """The slow path of a value orjson refused: Python's JSON, then raw text, else invalid."""
+    if isinstance(raw, bytes | bytearray):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return InvalidValue(bytes(raw), NOT_UTF8)
+    else:
+        text = raw
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except _NotFinite:
+        return InvalidValue(raw, NOT_FINITE)
     except ValueError:
         return text
 
 
 def decode_values(raws: Iterable[bytes | str | None]) -> list[Any]:
     """Decode many stored values (see :func:`decode_value`)."""
-    if _orjson is None:
-        return [decode_value(r) for r in raws]
     loads = _orjson.loads
     error = _orjson.JSONDecodeError
     out: list[Any] = []

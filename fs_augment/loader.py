@@ -52,7 +52,7 @@ def _suffix(path: Path) -> str | None:
 
 def _folder(uri: str, config: Config | None) -> Path:
     if config is not None:
-        from fs_augment.stores import resolve_file_uri
+        from fs_augment.config import resolve_file_uri
 
         return resolve_file_uri(uri, config)
     path = Path(os.path.expanduser(uri[len("file://"):]))
@@ -147,13 +147,23 @@ def _query_folder(sql: str, uri: str, config: Config | None) -> pd.DataFrame:
             relation = connection.sql(sql)
             if relation is None:
                 raise StoreError(f"Loader SQL on data lake {uri} returned no rows: it must be a query (SELECT ...)")
-            return relation.df()
+            return _zoned_in_utc(relation.df(), relation.types)
         except duckdb.Error as exc:
             raise StoreError(
                 f"Loader SQL failed on data lake {uri} ({folder}; tables: {listing}): {_first_line(exc)}"
             ) from exc
     finally:
         connection.close()
+
+
+def _zoned_in_utc(frame: pd.DataFrame, types: list[Any]) -> pd.DataFrame:
+    """``frame`` with its zoned times in UTC: DuckDB hands ``TIMESTAMPTZ_NS`` columns (nanosecond
+    times with a zone, as pandas 2 writes them to parquet) over as UTC times without the zone."""
+    for position, kind in enumerate(types):
+        column = frame.iloc[:, position]
+        if str(kind) == "TIMESTAMPTZ_NS" and column.dtype.kind == "M":  # a naive datetime64
+            frame.isetitem(position, column.dt.tz_localize("UTC"))
+    return frame
 
 
 def _first_line(error: object) -> str:

@@ -6,6 +6,28 @@ it to online lookups, so ``mlflow models serve`` answers a request of entity
 keys with the features of the serving environment (``FS_AUGMENT_ENV``), read
 live, through the same code the pipeline was trained with.
 
+The logged model is self-contained: it ships a wheel of the fs_augment code
+that pickled the pipeline (``artifacts/wheels/fs_augment-<version>-1-py3-none-any.whl``),
+and its ``requirements.txt`` says where to find it (``--find-links
+artifacts/wheels``, which pip reads from the requirements file's folder
+wherever it runs) beside ``fs_augment==<version>`` and the installed versions
+of the libraries the pipeline needs. So ``mlflow models serve
+--env-manager virtualenv``, ``mlflow models build-docker`` or ``pip install
+-r requirements.txt`` rebuild an environment that loads it, with nothing but
+a package index for the libraries; the wheel's build number makes pip prefer
+it to an index's file of the same version.
+
+A wheel rather than MLflow's ``code_paths``: pip installs it as the package
+it is, with its version, its declared dependencies and its console script, and
+where fs_augment is already installed (``--env-manager local`` serving,
+loading in process) nothing changes. ``code_paths`` puts a copy of the package
+first on ``sys.path`` when the model loads: a process that imported
+fs_augment before keeps its own copy, one that did not imports the model's, so
+which code runs would depend on import order, and the dependencies would have
+to be listed by hand. A path to the wheel in ``requirements.txt`` (what
+MLflow's ``add_libraries_to_model`` writes) is read from the folder pip runs
+in, which is not the model's in the image ``build-docker`` makes.
+
 mlflow is imported here only; ``import fs_augment`` never imports it.
 """
 
@@ -14,31 +36,42 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from fs_augment.errors import FsAugmentError, require
+from fs_augment._wheel import build_wheel
+from fs_augment.errors import ParameterError, require
 
 __all__ = ["AugmentedModel", "find_augmenters", "load_model", "log_model", "set_lookup_mode"]
 
-#: Overrides the lookup mode a loaded model uses (``online`` or ``batch``); used while logging.
+#: Overrides the lookup mode a loaded model uses (``online`` or ``batch``), read where the model is loaded.
 SERVING_MODE_VARIABLE = "FS_AUGMENT_SERVING_MODE"
+#: The lookup mode of models loaded while :func:`log_model` validates its input example (this thread only).
+_MODE_WHILE_LOGGING: ContextVar[str | None] = ContextVar("fs_augment_mode_while_logging", default=None)
 _PIPELINE = "pipeline"
 _RECIPE = "recipe"
 _MANIFEST = "feature_manifest"
 _STATS = "feature_stats"
+_WHEELS = "wheels"
+#: Where the wheel is, relative to the model's folder (MLflow puts a pyfunc model's artifacts in ``artifacts``).
+_WHEELS_FOLDER = "artifacts/wheels"
 _PREDICT_METHODS = ("predict", "predict_proba", "transform")
+_LOOKUP_MODES = ("online", "batch", "auto")
 
 mlflow = require("mlflow", "mlflow")
 from mlflow.models import ModelSignature  # noqa: E402
-from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema  # noqa: E402
+from mlflow.types.schema import AnyType, ColSpec, DataType, ParamSchema, ParamSpec, Schema  # noqa: E402
 
+#: kind of an input column at fit (fs_augment.dtypes.input_kind) -> its type in the model's signature
+_SIGNATURE_TYPES = {"str": "string", "int": "long", "float": "double", "bool": "boolean"}
 _INNER_ESTIMATORS = (("best_estimator_", "estimator"), ("estimator_", "base_estimator"),
                      ("regressor_", "regressor"), ("final_estimator_", "final_estimator"))
 
@@ -82,7 +115,15 @@ def _restore_modes(augmenters: list[Any], modes: list[str]) -> None:
 
 
 def set_lookup_mode(estimator: Any, mode: str) -> None:
-    """Set ``mode`` on every augmenter inside ``estimator`` (``online``, ``batch`` or ``auto``)."""
+    """Set ``mode`` on every augmenter inside ``estimator`` (``online``, ``batch`` or ``auto``).
+
+    Raises
+    ------
+    ParameterError
+        ``mode`` is none of these (a ``ValueError``).
+    """
+    if mode not in _LOOKUP_MODES:
+        raise ParameterError(f"mode must be one of {', '.join(map(repr, _LOOKUP_MODES))}, got {mode!r}")
     for augmenter in find_augmenters(estimator):
         augmenter.set_params(mode=mode)
 
@@ -96,21 +137,39 @@ class AugmentedModel(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
+        """Unpickle the pipeline and switch its augmenters to the lookup mode (MLflow calls this on load)."""
         with open(context.artifacts[_PIPELINE], "rb") as fh:
             self.pipeline = pickle.load(fh)
         config = dict(getattr(context, "model_config", None) or {})
-        self.lookup_mode = os.environ.get(SERVING_MODE_VARIABLE) or config.get("lookup_mode", "online")
+        self.lookup_mode = (_MODE_WHILE_LOGGING.get() or os.environ.get(SERVING_MODE_VARIABLE)
+                            or config.get("lookup_mode", "online"))
         if self.lookup_mode not in ("online", "batch"):
-            raise FsAugmentError(f"lookup_mode must be 'online' or 'batch', got {self.lookup_mode!r}")
+            raise ParameterError(f"lookup_mode must be 'online' or 'batch', got {self.lookup_mode!r}")
         self.predict_method = config.get("predict_method", "predict")
         set_lookup_mode(self.pipeline, self.lookup_mode)
         augmenters = find_augmenters(self.pipeline)
         self.timestamp_columns = [a.recipe_.timestamp_column for a in augmenters if a.recipe_.timestamp_column]
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+        """The pipeline's ``predict_method`` on a frame of entity keys.
+
+        Parameters
+        ----------
+        context : mlflow.pyfunc.PythonModelContext
+            Unused (the pipeline was loaded by :meth:`load_context`).
+        model_input : DataFrame
+            Entity keys; a missing timestamp column is filled with now (UTC).
+        params : dict, optional
+            ``{"predict_method": ...}`` overrides the logged method for this call.
+
+        Returns
+        -------
+        array or DataFrame
+            What the pipeline's method returns.
+        """
         method = (params or {}).get("predict_method") or self.predict_method
         if method not in _PREDICT_METHODS:
-            raise FsAugmentError(f"predict_method must be one of {', '.join(_PREDICT_METHODS)}, got {method!r}")
+            raise ParameterError(f"predict_method must be one of {', '.join(_PREDICT_METHODS)}, got {method!r}")
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         for column in self.timestamp_columns:
             if column not in frame.columns:  # serving reads the latest values: the time is now
@@ -150,25 +209,40 @@ def _manifest(augmenters: list[Any]) -> dict[str, Any]:
     return {"augmenters": items}
 
 
-def _input_columns(augmenters: list[Any]) -> list[str]:
-    columns: dict[str, None] = {}
+def _input_schema(augmenters: list[Any]) -> Schema:
+    """The served model's input columns, each typed as seen at fit where that is unambiguous.
+
+    Text ids are ``string`` and integer ids ``long``, so ``mlflow models serve``
+    can read ``text/csv`` requests (its CSV reader needs every column typed) and
+    still casts JSON ids of the other kind (``7`` to a ``string`` column, ``"7"``
+    to a ``long`` one). Floats are ``double`` and bools ``boolean``. A column is
+    ``any`` where its kind was ambiguous (mixed, integers with missing values
+    at fit), where augmenters saw it differently, and for the timestamp column
+    (optional: a served model fills it with now), whose times neither JSON nor
+    MLflow's CSV reader carry as a type: such a model takes JSON requests only.
+    """
+    kinds: dict[str, set[str]] = {}
     for augmenter in augmenters:
+        seen = getattr(augmenter, "input_kinds_", {})  # absent from augmenters pickled before it was recorded
         for column in augmenter.feature_names_in_:
-            columns[str(column)] = None
-    return list(columns)
+            kinds.setdefault(str(column), set()).add(seen.get(column, "object"))
+    times = {a.recipe_.timestamp_column for a in augmenters if a.recipe_.timestamp_column}
+    columns = []
+    for column, seen in kinds.items():
+        kind = next(iter(seen)) if len(seen) == 1 and column not in times else "object"
+        type_ = DataType[_SIGNATURE_TYPES[kind]] if kind in _SIGNATURE_TYPES else AnyType()
+        columns.append(ColSpec(type_, column, required=column not in times))
+    return Schema(columns)
 
 
 @contextmanager
 def _batch_validation() -> Iterator[None]:
-    previous = os.environ.get(SERVING_MODE_VARIABLE)
-    os.environ[SERVING_MODE_VARIABLE] = "batch"
+    """Models loaded in this thread inside the block look features up in batch (logging validates with them)."""
+    token = _MODE_WHILE_LOGGING.set("batch")
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop(SERVING_MODE_VARIABLE, None)
-        else:
-            os.environ[SERVING_MODE_VARIABLE] = previous
+        _MODE_WHILE_LOGGING.reset(token)
 
 
 def log_model(
@@ -198,15 +272,25 @@ def log_model(
     predict_method : {"predict", "predict_proba", "transform"}
         What the served model returns by default.
     pip_requirements : list of str, optional
-        Requirements recorded with the model; by default the installed
-        versions of fs_augment, scikit-learn, pandas and redis (inference of
-        requirements is slow and is not used).
+        Requirements recorded with the model. By default fs_augment at its
+        version from the wheel the model ships (``--find-links
+        artifacts/wheels``) and the installed versions of the libraries it
+        needs (scikit-learn, pandas, numpy, pyarrow, redis, hiredis, duckdb,
+        orjson, pyyaml, mlflow, and polars when it is imported); inference of
+        requirements is slow and is not used. The wheel is shipped either way.
     **kwargs
         Passed on to :func:`mlflow.pyfunc.log_model`.
 
     Returns
     -------
     mlflow.models.model.ModelInfo
+
+    Raises
+    ------
+    ParameterError
+        ``pipeline`` holds no fitted augmenter, or ``predict_method`` is not
+        one of the three (a ``ValueError``, as scikit-learn raises for bad
+        parameters).
 
     Examples
     --------
@@ -215,17 +299,14 @@ def log_model(
     """
     augmenters = find_augmenters(pipeline)
     if not augmenters:
-        raise FsAugmentError("the pipeline holds no FeatureStoreAugmenter; log it with mlflow.sklearn instead")
+        raise ParameterError("pipeline holds no FeatureStoreAugmenter; log it with mlflow.sklearn instead")
     for augmenter in augmenters:
         if not hasattr(augmenter, "feature_columns_"):
-            raise FsAugmentError("fit the pipeline before logging it: an augmenter in it is not fitted")
+            raise ParameterError("pipeline is not fitted (an augmenter in it is not): fit it before logging it")
     if predict_method not in _PREDICT_METHODS:
-        raise FsAugmentError(f"predict_method must be one of {', '.join(_PREDICT_METHODS)}, got {predict_method!r}")
+        raise ParameterError(f"predict_method must be one of {', '.join(_PREDICT_METHODS)}, got {predict_method!r}")
 
-    # a served model fills in a missing timestamp column with "now" (AugmentedModel.predict): optional input
-    times = {a.recipe_.timestamp_column for a in augmenters if a.recipe_.timestamp_column}
-    inputs = Schema([ColSpec(AnyType(), column, required=column not in times)
-                     for column in _input_columns(augmenters)])
+    inputs = _input_schema(augmenters)
     output_schema = None
     for augmenter in augmenters:
         if augmenter.env is not None or augmenter.config_dir is not None:
@@ -265,6 +346,8 @@ def log_model(
         (folder / "recipe.yaml").write_text(recipe_text, encoding="utf-8")
         (folder / "feature_manifest.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
         (folder / "feature_stats.json").write_text(json.dumps(stats, indent=2, default=str), encoding="utf-8")
+        (folder / _WHEELS).mkdir()
+        build_wheel(folder / _WHEELS)
         with _batch_validation():
             info = mlflow.pyfunc.log_model(
                 name=name,
@@ -274,6 +357,7 @@ def log_model(
                     _RECIPE: str(folder / "recipe.yaml"),
                     _MANIFEST: str(folder / "feature_manifest.json"),
                     _STATS: str(folder / "feature_stats.json"),
+                    _WHEELS: str(folder / _WHEELS),
                 },
                 signature=signature,
                 input_example=input_example,
@@ -303,16 +387,30 @@ def load_model(model_uri: str, *, mode: str = "online") -> Any:
         ``runs:/...``, ``models:/...`` or a local folder.
     mode : {"online", "batch"}
         ``online`` (the default, as served) or ``batch`` for batch scoring.
+
+    Raises
+    ------
+    ParameterError
+        ``mode`` is neither (a ``ValueError``).
     """
+    if mode not in ("online", "batch"):
+        raise ParameterError(f"mode must be 'online' or 'batch', got {mode!r}")
     return mlflow.pyfunc.load_model(model_uri, model_config={"lookup_mode": mode})
 
 
 def _requirements() -> list[str]:
+    """fs_augment from the shipped wheel, and the installed versions of what it needs."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = []
-    for package in ("fs_augment", "scikit-learn", "pandas", "numpy", "pyarrow", "redis", "duckdb", "orjson",
-                    "pyyaml", "mlflow"):
+    import fs_augment
+
+    # pip reads a relative --find-links from the requirements file's folder, wherever it runs
+    out = [f"--find-links {_WHEELS_FOLDER}", f"fs_augment=={fs_augment.__version__}"]
+    packages = ["scikit-learn", "pandas", "numpy", "pyarrow", "redis", "hiredis", "duckdb", "orjson", "pyyaml",
+                "mlflow"]
+    if "polars" in sys.modules:  # the polars extra: set_output("polars") needs it where the model is served
+        packages.append("polars")
+    for package in packages:
         try:
             out.append(f"{package}=={version(package)}")
         except PackageNotFoundError:

@@ -51,7 +51,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
 
-__all__ = ["PAYLOAD_SCHEMA", "LookupMetrics", "MetricsPusher", "redact_url"]
+from fs_augment.config import mask_url
+
+__all__ = ["PAYLOAD_SCHEMA", "LookupMetrics", "MetricsPusher"]
 
 logger = logging.getLogger(__name__)
 
@@ -244,26 +246,6 @@ def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def redact_url(url: str) -> str:
-    """``url`` without user info, query or fragment, for messages (they may carry tokens).
-
-    Examples
-    --------
-    >>> redact_url("https://user:token@metrics.internal:8443/push?key=abc")
-    'https://metrics.internal:8443/push'
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{host}:{port}" if port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 class MetricsPusher:
     """POST snapshots of a :class:`LookupMetrics` as JSON from a background daemon thread.
 
@@ -301,7 +283,7 @@ class MetricsPusher:
     --------
     >>> pusher = MetricsPusher(LookupMetrics(), "http://svc:token@127.0.0.1:9/push?key=k", interval=60)
     >>> pusher
-    MetricsPusher('http://127.0.0.1:9/push', interval=60)
+    MetricsPusher('http://svc:***@127.0.0.1:9/push?***', interval=60)
     >>> pusher.close()  # pushes once more (here: fails quietly), waiting at most about flush_timeout
     """
 
@@ -319,7 +301,7 @@ class MetricsPusher:
     ) -> None:
         parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http:// or https:// URL, got {redact_url(str(endpoint))!r}")
+            raise ValueError(f"must be an http:// or https:// URL, got {mask_url(str(endpoint))!r}")
         self.metrics = metrics
         self.endpoint = endpoint
         self.interval = PUSH_INTERVAL if interval is None else interval
@@ -348,13 +330,13 @@ class MetricsPusher:
             self._url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
             credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
             self._headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode("ascii")
-        self._thread = threading.Thread(target=self._run, name=f"fs_augment-metrics-{redact_url(endpoint)}",
+        self._thread = threading.Thread(target=self._run, name=f"fs_augment-metrics-{mask_url(endpoint)}",
                                         daemon=True)
         self._thread.start()
         atexit.register(self.close)  # a job that ends without close() still pushes its last counts
 
     def __repr__(self) -> str:
-        return f"MetricsPusher({redact_url(self.endpoint)!r}, interval={self.interval:g})"
+        return f"MetricsPusher({mask_url(self.endpoint)!r}, interval={self.interval:g})"
 
     # --- the thread ------------------------------------------------------------------
     def _run(self) -> None:
@@ -387,7 +369,7 @@ class MetricsPusher:
         for _ in batch:  # sent: only this thread takes items off the queue
             self._queue.popleft()
         self.sent_snapshots += len(batch)
-        logger.debug("pushed %d metrics snapshot(s) to %s", len(batch), redact_url(self.endpoint))
+        logger.debug("pushed %d metrics snapshot(s) to %s", len(batch), mask_url(self.endpoint))
 
     def _enqueue(self, snapshot: dict[str, Any]) -> None:
         self._sequence += 1
@@ -410,7 +392,7 @@ class MetricsPusher:
         if level == logging.WARNING:
             self._last_warning = now
         logger.log(level, "monitoring endpoint %s did not take %d snapshot(s) (%s); lookups are not affected, "
-                   "snapshots stay queued (at most %d)", redact_url(self.endpoint), len(self._queue), reason,
+                   "snapshots stay queued (at most %d)", mask_url(self.endpoint), len(self._queue), reason,
                    self.max_queue)
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -428,7 +410,7 @@ class MetricsPusher:
         self._thread.join(self.flush_timeout + 0.5)
         if self._thread.is_alive():
             logger.debug("monitoring flush to %s did not finish in %.1f s; dropped",
-                         redact_url(self.endpoint), self.flush_timeout)
+                         mask_url(self.endpoint), self.flush_timeout)
 
     @property
     def queued(self) -> int:

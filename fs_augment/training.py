@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fs_augment.config import CONFIG_DIR_VARIABLE, ENV_VARIABLE, Config, load_config
+from fs_augment.config import CONFIG_DIR_VARIABLE, ENV_VARIABLE, Config, load_config, mask_url
+from fs_augment.connections import get_adapter, use
 from fs_augment.errors import RecipeError, SpineError
 from fs_augment.recipe import Recipe, load_recipe
 
@@ -287,36 +288,20 @@ class _Steps:
 
 
 @contextmanager
-def _environment(config: Config) -> Iterator[None]:
-    """Point unpinned augmenters of this process at the training environment, then restore."""
-    wanted = {ENV_VARIABLE: config.env, CONFIG_DIR_VARIABLE: str(Path(config.config_dir).resolve())}
-    before = {name: os.environ.get(name) for name in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextmanager
 def _tracking(uri: str) -> Iterator[Any]:
-    """Use ``uri`` as MLflow's tracking store, then restore the previous one (and its variable)."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    """Use ``uri`` as MLflow's tracking store, then restore the previous one.
+
+    MLflow keeps its choice in ``MLFLOW_TRACKING_URI`` too (for its subprocesses), so restoring
+    the previous URI restores a variable the caller had set.
+    """
     import mlflow
 
-    variable = os.environ.get("MLFLOW_TRACKING_URI")
     previous = mlflow.get_tracking_uri() if mlflow.tracking.is_tracking_uri_set() else None
     mlflow.set_tracking_uri(uri)
     try:
         yield mlflow
     finally:
-        mlflow.set_tracking_uri(previous)  # None unsets MLFLOW_TRACKING_URI too ...
-        if variable is not None:
-            os.environ["MLFLOW_TRACKING_URI"] = variable  # ... so put the user's back
+        mlflow.set_tracking_uri(previous)
 
 
 def default_tracking_uri() -> str:
@@ -350,7 +335,7 @@ def _entity_request(example: pd.DataFrame) -> str:
 
 def _commands(model_uri: str, tracking_uri: str, config: Config, example: pd.DataFrame) -> tuple[str, str]:
     prefix = " ".join(f"{name}={shlex.quote(value)}" for name, value in (
-        ("MLFLOW_TRACKING_URI", tracking_uri),
+        ("MLFLOW_TRACKING_URI", mask_url(tracking_uri)),  # printed: a password in it stays out
         (ENV_VARIABLE, config.env),
         (CONFIG_DIR_VARIABLE, str(Path(config.config_dir).resolve())),
     ))
@@ -482,7 +467,7 @@ def train(
                              f"({y_train.iloc[0]!r}); the model needs at least two")
 
         pipeline = build_pipeline(recipe, estimator)
-        with _environment(config), _tracking(uri) as mlflow:
+        with use(get_adapter(config.env, config.config_dir)), _tracking(uri) as mlflow:
             with steps.step("look up features"):
                 augmented = pipeline.named_steps["features"].fit_transform(X_train)
                 train_missing = dict(pipeline.named_steps["features"].missing_rate_)

@@ -20,9 +20,8 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import islice
 from json.encoder import encode_basestring  # the JSON encoder's own string escaping (ensure_ascii=False)
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from fs_augment.errors import ConfigError, SpineError
+from fs_augment.errors import ConfigError, SpineError, StoreError
 from fs_augment.keys import TIMESTAMP_COLUMN, encode_value, entity_column_for, entity_texts, feature_key, validate_name
 from fs_augment.recipe import FeatureGroup, Recipe, load_recipe, parse_feature_specs
 from fs_augment.stores.base import OnlineStore
@@ -40,13 +39,8 @@ if TYPE_CHECKING:
     from redis.cluster import RedisCluster
 
     from fs_augment.stores.base import OfflineStore
-    from fs_augment.stores.redis import RedisStore
 
-__all__ = ["TIMESTAMP_COLUMN", "materialize", "write_namespace", "write_parquet_namespace"]
-
-#: The offline layout's timestamp column; the writer keeps each entity's latest row by it.
-#: Keys per MSET command when no expiry is asked for.
-MSET_PAIRS = 1000
+__all__ = ["materialize", "write_namespace", "write_parquet_namespace"]
 
 
 def _feature_columns(frame: pd.DataFrame, namespace: str, entity_column: str) -> list[str]:
@@ -126,7 +120,7 @@ def _commands(namespace: str, features: Sequence[str], entities: list[str],
 def write_namespace(
     frame: pd.DataFrame,
     namespace: str,
-    client: redis.Redis | RedisCluster | str,
+    client: OnlineStore | redis.Redis | RedisCluster | str,
     *,
     entity_column: str | None = None,
     ttl: float | None = None,
@@ -149,9 +143,10 @@ def write_namespace(
         (else the last row) wins; rows without an entity are skipped.
     namespace : str
         The namespace (``[A-Za-z0-9_.-]+``).
-    client : redis.Redis, RedisCluster or str
-        A client, or a ``redis://`` / ``rediss://`` URL (standalone or cluster,
-        detected).
+    client : OnlineStore, redis.Redis, RedisCluster or str
+        A writable store (:attr:`~fs_augment.stores.base.OnlineStore.writable`),
+        a redis-py client, or a ``redis://`` / ``rediss://`` URL (standalone or
+        cluster, detected).
     entity_column : str, optional
         Defaults to the namespace's first word plus ``_id``.
     ttl : float, optional
@@ -170,78 +165,33 @@ def write_namespace(
         The entity column is missing or holds values that cannot be keys.
     RecipeError
         The namespace or a feature column is not a valid name.
+    StoreError
+        The store is read-only, or failed (:class:`StoreUnavailableError`: unreachable).
     """
     validate_name(namespace, "namespace")
     entity_column = entity_column or entity_column_for(namespace)
     features = _feature_columns(frame, namespace, entity_column)
     entities, rows = latest_rows(frame, entity_column)
-    expiry = _expiry(ttl)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
-    with _redis_client(client) as redis_client:
-        return _send(redis_client, _commands(namespace, features, entities, rows), expiry, chunk_size)
-
-
-def _expiry(ttl: float | None) -> dict[str, int]:
-    if ttl is None:
-        return {}
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
-        raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
-    if float(ttl).is_integer():
-        return {"ex": int(ttl)}
-    return {"px": max(1, round(ttl * 1000))}
-
-
-def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
-def _send(client: Any, commands: Iterable[tuple[str, str]], expiry: Mapping[str, int], chunk_size: int) -> int:
-    """Send ``(key, value)`` pairs, ``chunk_size`` per round trip; return how many were sent.
-
-    Without expiry the pairs go as ``MSET`` commands (``mset_nonatomic`` on a
-    cluster, which groups them by slot); with expiry as one ``SET ... EX`` each.
-    """
-    written = 0
-    cluster = hasattr(client, "mset_nonatomic")
-    for batch in _batches(commands, chunk_size):
-        chunk = [(key, value) for key, value in batch if value is not None]
-        stale = [key for key, value in batch if value is None]
-        if stale:
-            client.delete(*stale)  # split by slot on a cluster
-        if not chunk:
-            continue
-        if not expiry and cluster:
-            client.mset_nonatomic(dict(chunk))
-        else:
-            pipe = client.pipeline(transaction=False)
-            if expiry:
-                for key, value in chunk:
-                    pipe.set(key, value, **expiry)
-            else:
-                for pairs in _batches(chunk, MSET_PAIRS):
-                    pipe.mset(dict(pairs))
-            pipe.execute()
-        written += len(chunk)
-    return written
+    with _target_store(client) as store:
+        if not store.writable:
+            raise StoreError(f"cannot write namespace {namespace!r} to the {store.describe()} store: it is "
+                             "read-only; the writer writes to Redis")
+        return store.write(_commands(namespace, features, entities, rows), ttl=ttl, chunk_size=chunk_size)
 
 
 @contextmanager
-def _redis_client(target: Any) -> Iterator[Any]:
-    """The redis client of ``target``: a client as is, a RedisStore's, or one opened (and closed) for a URL."""
-    if isinstance(target, str):
-        from fs_augment.stores.redis import store_for_url
-
-        with store_for_url(target) as store:
-            yield store.client
-    elif isinstance(target, OnlineStore):
-        if not hasattr(target, "client"):
-            raise TypeError(f"cannot write to the {target.describe()} store: the writer writes to Redis")
-        yield target.client
-    else:
+def _target_store(target: Any) -> Iterator[OnlineStore]:
+    """The store to write to: a store as is, one opened (and closed) for a URL, one over a redis-py client."""
+    if isinstance(target, OnlineStore):
         yield target
+        return
+    from fs_augment.stores.redis import RedisStore, store_for_url
+
+    if isinstance(target, str):
+        with store_for_url(target) as store:
+            yield store
+    else:
+        yield RedisStore.for_client(target)
 
 
 def write_parquet_namespace(frame: pd.DataFrame, namespace: str, folder: str | os.PathLike[str]) -> Path:
@@ -309,7 +259,7 @@ def materialize(
     env: str | None = None,
     config_dir: str | os.PathLike[str] | None = None,
     source: OfflineStore | None = None,
-    target: RedisStore | redis.Redis | RedisCluster | str | None = None,
+    target: OnlineStore | redis.Redis | RedisCluster | str | None = None,
     progress: bool = False,
 ) -> dict[str, int]:
     """Copy each namespace's latest offline rows into the online Redis store.
@@ -325,8 +275,8 @@ def materialize(
     source : OfflineStore, optional
         Where the rows come from (``read_latest``); default: the
         environment's offline store.
-    target : RedisStore, redis client or URL, optional
-        Where they go; default: the environment's online Redis store.
+    target : OnlineStore, redis client or URL, optional
+        Where they go (a writable store); default: the environment's online store.
     progress : bool
         Show a tqdm progress bar over the namespaces, if tqdm is installed.
 
@@ -351,14 +301,14 @@ def materialize(
                 source = _default_source(config)
                 opened.append(source)
             if target is None:
-                target = _default_target(config)
+                target = _default_target(config, source)
                 opened.append(target)
         written: dict[str, int] = {}
-        with _redis_client(target) as client:
+        with _target_store(target) as store:
             for group in _progress(groups, progress):
                 frame = source.read_latest(group)
                 written[group.namespace] = write_namespace(
-                    frame, group.namespace, client, entity_column=group.entity_column
+                    frame, group.namespace, store, entity_column=group.entity_column
                 )
         return written
     finally:
@@ -367,7 +317,7 @@ def materialize(
 
 
 def _default_source(config: Any) -> OfflineStore:
-    from fs_augment.stores import open_offline_store
+    from fs_augment.connections import open_offline_store
 
     source = open_offline_store(config)
     if source is None:
@@ -378,13 +328,15 @@ def _default_source(config: Any) -> OfflineStore:
     return source
 
 
-def _default_target(config: Any) -> RedisStore:
-    if config.feature_store.provider != "redis":
+def _default_target(config: Any, source: OfflineStore) -> OnlineStore:
+    from fs_augment.connections import open_online_store
+
+    target = open_online_store(config, source)
+    if not target.writable:
+        target.close()
         raise ConfigError(
             f"environment {config.env!r} uses provider {config.feature_store.provider!r}, whose online "
             "lookups read the offline store directly; materialize writes to Redis: pass target= "
             "or use an environment with provider: redis"
         )
-    from fs_augment.stores.redis import open_redis_store
-
-    return open_redis_store(config)
+    return target

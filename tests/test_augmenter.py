@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from fs_augment import FeatureStoreAugmenter
+from fs_augment._compat import TEXT_DTYPE_NAME
 from fs_augment.connections import close_all
 from fs_augment.errors import (
     FeatureNotFoundError,
@@ -88,7 +89,7 @@ def test_fit_transform_adds_features_with_pinned_dtypes(store):
     assert out["user_demographics__age"].tolist()[:2] == [34, 51]
     assert out["user_demographics__age"].isna().tolist() == [False, False, True, True]
     assert out["product_details__price"].dtype == np.float64
-    assert str(out["user_demographics__country_code"].dtype) == "str"
+    assert str(out["user_demographics__country_code"].dtype) == TEXT_DTYPE_NAME
     assert aug.feature_dtypes_["user_demographics__age"] == "float64"
     assert aug.feature_kinds_["user_demographics__age"] == "int"
     assert aug.missing_rate_["user_demographics__age"] == 0.5
@@ -125,7 +126,7 @@ def test_missing_int_for_served_entity_keeps_dtype(store, nullable, int_dtype):
     assert str(out["user_demographics__age"].dtype) == int_dtype
     assert str(aug.transform(spine(["u1"], ["p9"]))["user_demographics__age"].dtype) == int_dtype
     assert out["product_details__price"].dtype == np.float64
-    assert str(out["product_details__category"].dtype) == "str"
+    assert str(out["product_details__category"].dtype) == TEXT_DTYPE_NAME
 
 
 def test_mode_auto_reads_environment_variable(store, monkeypatch):
@@ -180,7 +181,7 @@ def test_stored_value_that_does_not_fit_pinned_dtype_is_counted_not_fatal(store)
     with pytest.warns(FeatureQualityWarning, match="user_demographics__age"):
         out = aug.transform(spine(["u2"], ["p1"]))
     assert out["user_demographics__age"].isna().all()
-    assert aug.invalid_count_["user_demographics__age"] == 1
+    assert aug.invalid_count_["user_demographics__age"] == 0  # the fit-time figure: a transform leaves it
 
 
 def test_missing_entity_column_names_columns_and_how_to_fix(store):
@@ -237,6 +238,18 @@ def test_set_output_pandas_and_default(store):
     assert list(out.columns) == list(aug.get_feature_names_out())
 
 
+def test_fit_params_are_refused_not_dropped(store):
+    X, y = spine(["u1", "u2"], ["p1", "p2"]), np.array([0, 1])
+    aug = FeatureStoreAugmenter(RECIPE)
+    with pytest.raises(TypeError, match="'sample_weight'"):
+        aug.fit_transform(X, y, sample_weight=np.ones(2))
+    assert not hasattr(aug, "feature_columns_")  # nothing was fitted
+    pipe = Pipeline([("augment", FeatureStoreAugmenter(RECIPE)), ("model", HistGradientBoostingClassifier())])
+    with pytest.raises(TypeError, match="'sample_weight'"):  # as scikit-learn's own fit would
+        pipe.fit(X, y, augment__sample_weight=np.ones(2))
+    assert aug.fit_transform(X, y).shape == (2, 6)
+
+
 # --- scikit-learn API checks, one by one ------------------------------------------------
 # parametrize_with_checks feeds numeric arrays, which an entity-key transformer cannot take:
 # the API-level checks are run here individually and behaviour is tested with DataFrames.
@@ -245,6 +258,8 @@ API_CHECKS = [
     "check_no_attributes_set_in_init", "check_parameters_default_constructible", "check_get_params_invariance",
     "check_set_params", "check_estimator_repr", "check_estimator_cloneable", "check_estimator_tags_renamed",
     "check_valid_tag_types", "check_mixin_order",
+    # sparse input is refused with an error that says "sparse", as these checks ask
+    "check_estimator_sparse_array", "check_estimator_sparse_matrix", "check_estimator_sparse_tag",
 ]
 # Not applicable, each for the same reason: they fit on numeric arrays (np.ndarray of floats), while the
 # augmenter takes a DataFrame of entity keys and refuses anything else with a SpineError. Their subject
@@ -267,7 +282,7 @@ def test_scikit_learn_api_checks_one_by_one(check):
 def test_numeric_array_checks_are_refused_with_a_clear_error(check):
     from sklearn.utils import estimator_checks
 
-    with pytest.raises(SpineError, match="takes a pandas DataFrame"):
+    with pytest.raises(SpineError, match="takes a pandas or polars DataFrame"):
         getattr(estimator_checks, check)("FeatureStoreAugmenter", FeatureStoreAugmenter(RECIPE))
 
 

@@ -50,3 +50,20 @@ def test_benchmark_help_documents_the_command() -> None:
     assert proc.returncode == 0
     for option in ("--size", "--only", "--out", "--redis-url"):
         assert option in proc.stdout
+
+
+@pytest.mark.spark
+def test_spark_benchmark_completes_and_reports_the_largest_command(tmp_path: Path, redis_url: str) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--size", "smoke", "--only", "spark", "--out", str(out),
+         "--work", str(tmp_path / "work"), "--redis-url", redis_url],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    spark = json.loads((out / "results.json").read_text(encoding="utf-8"))["spark"]
+    assert [entry["rows"] for entry in spark["sizes"]] == [2000, 4000]
+    assert spark["prediction_mismatches"] == 0
+    for path in ("inprocess", "spark"):
+        assert 0 < spark["commands"][path]["largest_mget_keys"] <= spark["commands"]["batch_chunk_size"]
+    assert "spark_udf" in (out / "BENCHMARKS.md").read_text(encoding="utf-8")

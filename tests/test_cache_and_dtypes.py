@@ -16,7 +16,18 @@ from hypothesis import strategies as st
 
 from fs_augment import cache as cache_module
 from fs_augment.cache import TTLCache
-from fs_augment.dtypes import DTYPES, NULLABLE_DTYPES, coerce, dtype_name, empty, fill, infer_kind
+from fs_augment.dtypes import (
+    DTYPES,
+    NULLABLE_DTYPES,
+    coerce,
+    dtype_name,
+    empty,
+    fill,
+    infer_kind,
+    text_issues,
+    value_kinds,
+)
+from fs_augment.keys import NOT_FINITE, NOT_UTF8, InvalidValue
 from tests.support.strategies import INT64_MAX, INT64_MIN, feature_columns
 
 # --- TTLCache ------------------------------------------------------------------------------
@@ -212,8 +223,58 @@ def test_coerce_to_any_kind_keeps_dtype_and_counts(column, kind, nullable):
 def test_numbers_mixed_with_missing(values):
     kind = infer_kind(values)
     assert kind in ("int", "float")
-    assert coerce(values, kind).invalid == 0
-    assert coerce(values, kind, nullable=True).invalid == 0
+    infinite = sum(isinstance(v, float) and math.isinf(v) for v in values)  # no JSON number: invalid
+    for nullable in (False, True):
+        coerced = coerce(values, kind, nullable)
+        assert coerced.invalid == infinite
+        assert not np.isinf(pd.Series(coerced.values, dtype="float64").to_numpy()).any()
+
+
+@NULLABLE
+@pytest.mark.parametrize("kind", sorted(DTYPES))
+def test_unreadable_values_are_missing_and_invalid_in_every_kind(kind, nullable):
+    values = [InvalidValue(b"\xff", NOT_UTF8), None, InvalidValue(b"1e400", NOT_FINITE)]
+    assert infer_kind(values) == "float"  # ignored, as missing values are
+    coerced = coerce(values, kind, nullable)
+    assert (coerced.missing, coerced.invalid) == (3, 2)
+    _assert_dtype(coerced.values, kind, nullable)
+    assert coerce(values[:1], kind, nullable).invalid == 1  # the one-row path too
+    assert infer_kind(["KR", InvalidValue(b"\xff", NOT_UTF8)]) == "str"
+
+
+@NULLABLE
+@pytest.mark.parametrize("values", [np.array([1.5, np.inf, -np.inf, np.nan]),
+                                    pd.array([1.5, np.inf, -np.inf, None], dtype="Float64"),
+                                    [1.5, float("inf"), float("-inf"), None]], ids=["numpy", "Float64", "list"])
+def test_infinite_floats_are_invalid(values, nullable):
+    coerced = coerce(values, "float", nullable)
+    assert (coerced.missing, coerced.invalid) == (3, 2)
+    assert coerced.values[0] == 1.5
+    assert coerce([float("inf")], "float", nullable).invalid == 1
+
+
+@given(st.lists(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=4),
+                          st.lists(st.integers(), max_size=2)), max_size=20))
+def test_value_kinds_partition_the_present_values(values):
+    seen = value_kinds(values)
+    assert sum(count for count, _ in seen.values()) == sum(v is not None for v in values)
+    counts = [count for count, _ in seen.values()]
+    assert counts == sorted(counts, reverse=True)
+    names = {bool: "bool", int: "int", float: "float", str: "str", list: "list"}
+    for kind, (_, first) in seen.items():
+        assert first in values and names[type(first)] == kind
+    if infer_kind(values) != "object":
+        assert len(seen) <= 1 or set(seen) == {"int", "float"}
+
+
+@given(st.lists(st.one_of(st.none(), st.text(alphabet=" \tab\n", max_size=4)), max_size=20))
+def test_text_issues_count_empty_and_padded_text(values):
+    issues = text_issues(values)
+    present = [v for v in values if v is not None]
+    assert issues.present == len(present)
+    assert issues.empty == present.count("")
+    assert issues.padded == sum(v != "" and v.strip() != v for v in present)
+    assert (issues.example is None) == (issues.empty + issues.padded == 0)
 
 
 @pytest.mark.parametrize(

@@ -298,7 +298,8 @@ def test_check_passes_on_the_demo_store(capsys, demo):
     code, out, err = run(capsys, "check", demo.recipe, *local(demo), "--sample", "200")
     assert code == 0, out + err
     rows = check_rows(out)
-    assert {check for check, _ in rows} == {"connection", "online", "offline", "coverage", "type", "freshness"}
+    assert {check for check, _ in rows} == {"connection", "online", "offline", "coverage", "type", "values",
+                                            "freshness"}
     assert set(rows.values()) == {"PASS"}
     assert rows["type", "user_demographics:age"] == "PASS"
     assert out.strip().endswith("checks passed")

@@ -597,3 +597,93 @@ def test_settings_no_client_can_use_are_refused_when_loading(make_config_dir: Ma
     folder = make_config_dir(dev={"feature_store": {key: value}})
     with pytest.raises(ConfigError, match=rf"dev\.yaml: feature_store\.{key} must be at most"):
         load_config("dev", folder)
+
+
+# --- settings declared once, backends checked when the config loads ----------------------------
+
+def test_a_malformed_bigquery_uri_names_the_file_and_the_key(make_config_dir: MakeConfigDir):
+    folder = make_config_dir(dev={"feature_store": {"connection_info": {"offline_store_uri": "bq://bad"}}})
+    assert _error(folder) == (f"{folder / 'dev.yaml'}: feature_store.connection_info.offline_store_uri must look "
+                              "like 'bq://PROJECT.DATASET', got 'bq://bad'")
+
+
+def test_a_bad_monitoring_endpoint_fails_when_the_config_loads_if_monitoring_is_on(make_config_dir: MakeConfigDir):
+    store = {"enable_monitoring": True, "monitoring_endpoint": "ftp://svc:tok3n@metrics.internal/push"}
+    folder = make_config_dir(base={"feature_store": {"provider": "redis"}}, dev={"feature_store": store})
+    message = _error(folder)
+    assert message.startswith(f"{folder / 'dev.yaml'}: feature_store.monitoring_endpoint of environment 'dev' must")
+    assert "http:// or https://" in message and "'dev'" in message and "tok3n" not in message
+    store["enable_monitoring"] = False  # an endpoint that is not used is not checked
+    assert load_config("dev", make_config_dir(dev={"feature_store": store})).feature_store.enable_monitoring is False
+
+
+def test_providers_and_uri_schemes_are_those_of_the_registry(make_config_dir: MakeConfigDir,
+                                                             monkeypatch: pytest.MonkeyPatch):
+    from fs_augment import backends
+
+    assert "feature_store.provider must be one of 'redis', 'local', got 'memory'" in _error(
+        make_config_dir(dev={"feature_store": {"provider": "memory"}}))
+    monkeypatch.setitem(backends.ONLINE_PROVIDERS, "memory", backends.Backend(
+        "memory", "online", "m:open", "m:Store", "an in-memory store"))
+    folder = make_config_dir(dev={"feature_store": {"provider": "memory", "connection_info": {
+        "offline_store_uri": "s3://bucket/features"}}})
+    message = _error(folder)
+    assert "offline_store_uri must be a URI of an offline store: 'file://FOLDER' or 'bq://PROJECT.DATASET'" in message
+    monkeypatch.setitem(backends.OFFLINE_SCHEMES, "s3", backends.Backend(
+        "s3", "offline", "m:open", "m:Store", "parquet on S3", example="s3://BUCKET/PATH"))
+    config = load_config("dev", folder)
+    assert (config.feature_store.provider, _info(config).offline_store_uri) == ("memory", "s3://bucket/features")
+
+
+def test_describe_settings_lists_every_key_a_config_file_takes():
+    from dataclasses import fields
+
+    from fs_augment.config import ConnectionInfo, FeatureStoreConfig, describe_settings
+
+    described = {s.key: s for s in describe_settings()}
+    store_keys = {f"feature_store.{f.name}" for f in fields(FeatureStoreConfig) if f.name != "connection_info"}
+    info_keys = {f"feature_store.connection_info.{f.name}" for f in fields(ConnectionInfo)}
+    assert set(described) == store_keys | info_keys | {"data_lake.uri"}
+    assert all(s.help and s.type for s in described.values())
+    assert described["feature_store.connection_timeout"][1:3] == ("int", 5000)
+    assert described["feature_store.connection_pool_size"].bounds == "1 to 10000"
+    assert described["feature_store.connection_info.redis_password"].type == "Secret | None"
+    assert described["feature_store.connection_info.bigquery_location"].backend == "bq"
+
+
+def test_every_described_default_written_out_loads_as_the_default_config(make_config_dir: MakeConfigDir):
+    from fs_augment.config import FeatureStoreConfig, describe_settings
+
+    tree: dict[str, Any] = {}
+    for described in describe_settings():
+        *sections, key = described.key.split(".")
+        node = tree
+        for name in sections:
+            node = node.setdefault(name, {})
+        node[key] = described.default
+    config = load_config("dev", make_config_dir(dev=tree))
+    assert config.feature_store == FeatureStoreConfig() and config.data_lake_uri is None
+
+
+def test_backend_settings_are_declared_with_their_backend():
+    from dataclasses import fields
+
+    from fs_augment import backends
+    from fs_augment.config import ConnectionInfo
+
+    declared = {f.name for entry in [*backends.ONLINE_PROVIDERS.values(), *backends.OFFLINE_SCHEMES.values()]
+                if entry.settings is not None for f in fields(entry.settings)}
+    assert {f.name for f in fields(ConnectionInfo)} == declared | {"offline_store_uri"}
+
+
+def test_redis_options_default_to_the_declared_settings():
+    from fs_augment.config import FeatureStoreConfig
+    from fs_augment.stores.redis import RedisOptions
+
+    store = FeatureStoreConfig()
+    options = RedisOptions()
+    info = store.connection_info
+    assert (options.host, options.db, options.mode, options.pool_size, options.timeout, options.retry_attempts,
+            options.batch_chunk_size) == (info.redis_host, info.redis_db, info.redis_mode, store.connection_pool_size,
+                                          store.connection_timeout / 1000, store.retry_attempts,
+                                          store.batch_chunk_size)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import pickle
 from typing import Any
 
 import numpy as np
@@ -12,8 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fs_augment._compat import PANDAS_3
 from fs_augment.errors import RecipeError, SpineError
 from fs_augment.keys import (
+    NOT_FINITE,
+    NOT_UTF8,
+    InvalidValue,
     decode_value,
     decode_values,
     encode_value,
@@ -24,8 +30,6 @@ from fs_augment.keys import (
     validate_name,
 )
 from tests.support.strategies import INT64_MAX, INT64_MIN, entity_values, integral_floats, json_values, names
-
-PANDAS_3 = int(pd.__version__.split(".")[0]) >= 3
 
 
 def assert_same(got: Any, expected: Any) -> None:
@@ -111,11 +115,63 @@ def test_raw_values_decode_per_contract(raw, expected):
     assert_same(decode_values([raw])[0], expected)
 
 
-@pytest.mark.parametrize("raw", [b"\xff\xfe", b"K\xffR", b'"\xff"', b"\x80abc", b"\xc3"])
-def test_invalid_utf8_does_not_crash(raw):
+@pytest.mark.parametrize("raw", [b"\xff\xfe", b"K\xffR", b'"\xff"', b"\x80abc", b"\xc3", b"[1, \"\xff\"]"])
+def test_invalid_utf8_is_an_invalid_value_not_a_replacement(raw):
     value = decode_value(raw)
-    assert isinstance(value, str)
+    assert value == InvalidValue(raw, NOT_UTF8)
     assert decode_values([raw]) == [value]
+
+
+@pytest.mark.parametrize("raw", [b"1e400", b"-1e400", b"1E+400", b"[1, 1e400]", b'{"a": -1e999}', "1e400"])
+def test_numbers_beyond_float64_are_invalid_values_not_infinities(raw):
+    value = decode_value(raw)
+    assert value == InvalidValue(raw, NOT_FINITE)
+    assert decode_values([raw]) == [value]
+
+
+_number_literals = st.from_regex(rb"-?[1-9]\d{0,2}(\.\d{1,3})?[eE][+-]?\d{1,4}", fullmatch=True)
+_dirty_raws = st.one_of(st.binary(max_size=30), _number_literals,
+                        st.lists(_number_literals, max_size=3).map(lambda items: b"[" + b", ".join(items) + b"]"))
+
+
+@given(_dirty_raws)
+def test_a_value_is_invalid_exactly_when_it_is_not_utf8_or_holds_an_infinite_number(raw):
+    value = decode_value(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        assert value == InvalidValue(raw, NOT_UTF8)
+        return
+    try:
+        parsed = json.loads(text, parse_constant=_no_constant)
+    except ValueError:
+        assert_same(value, text)
+        return
+    if _has_infinity(parsed):
+        assert value == InvalidValue(raw, NOT_FINITE)
+    else:
+        assert type(value) is not InvalidValue
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _has_infinity(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isinf(value)
+    if isinstance(value, list):
+        return any(map(_has_infinity, value))
+    if isinstance(value, dict):
+        return any(map(_has_infinity, value.values()))
+    return False
+
+
+def test_invalid_values_pickle_and_compare():
+    value = InvalidValue(b"\xff", NOT_UTF8)
+    assert pickle.loads(pickle.dumps(value)) == value
+    assert value != InvalidValue(b"\xff", NOT_FINITE) and value != b"\xff"
+    assert len({value, InvalidValue(b"\xff", NOT_UTF8)}) == 1
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,20 @@ def test_times_come_back_in_utc(lake):
     assert spine["event_timestamp"].iloc[0] == pd.Timestamp("2024-01-01 01:00", tz="UTC")
 
 
+@pytest.mark.parametrize("unit", ["ns", "us", "ms"])
+def test_zoned_times_come_back_in_utc_at_every_resolution(tmp_path, unit):
+    """pandas 2 writes nanosecond times, which DuckDB reads as TIMESTAMPTZ_NS and hands over without the zone."""
+    times = pd.Series(pd.to_datetime(["2024-01-01 10:00", None]).tz_localize("Asia/Seoul")).astype(
+        f"datetime64[{unit}, Asia/Seoul]")
+    pd.DataFrame({"user_id": ["u1", "u2"], "ts": times, "naive": times.dt.tz_localize(None)}).to_parquet(
+        tmp_path / "orders.parquet", index=False)
+    spine = load_spine("SELECT ts, naive, ts AS again FROM orders ORDER BY user_id", f"file://{tmp_path}")
+    assert [str(spine[c].dt.tz) for c in ("ts", "naive", "again")] == ["UTC", "None", "UTC"]
+    assert spine["ts"].iloc[0] == pd.Timestamp("2024-01-01 01:00", tz="UTC")
+    assert spine["ts"].isna().tolist() == [False, True]
+    assert spine["naive"].iloc[0] == pd.Timestamp("2024-01-01 10:00")
+
+
 def test_relative_folder_is_resolved_from_the_project_root_with_a_config(make_config_dir, tmp_path, monkeypatch):
     config_dir = make_config_dir(local={"data_lake": {"uri": "file://./lake"}})
     folder = config_dir.parent / "lake"

@@ -21,8 +21,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.tree import DecisionTreeClassifier
 
+import fs_augment
 import fs_augment.mlflow as fs_mlflow
 from fs_augment import FeatureStoreAugmenter
+from fs_augment._compat import TEXT_DTYPE_NAME
+from fs_augment._wheel import build_wheel, wheel_name
 from fs_augment.connections import close_all
 from fs_augment.keys import encode_value, feature_key
 from tests.support.redis_servers import free_port
@@ -37,13 +40,14 @@ RECIPE = {"augmenter": {"features": [
 PASSWORD = "pw-Never-In-Artifacts-42"
 
 
-def put_features(client, ages: dict[str, int]) -> None:
+def put_features(client, ages: dict, prices: dict | None = None) -> None:
+    """Ages and countries of users, prices of products, keyed by the ids' text (ints in decimal)."""
     pipe = client.pipeline(transaction=False)
     for i, (user, age) in enumerate(ages.items()):
-        pipe.set(feature_key("user_demographics", "age", user), encode_value(age))
-        pipe.set(feature_key("user_demographics", "country_code", user), encode_value(["KR", "US"][i % 2]))
-    for product, price in {"p1": 10.0, "p2": 25.5}.items():
-        pipe.set(feature_key("product_details", "price", product), encode_value(price))
+        pipe.set(feature_key("user_demographics", "age", str(user)), encode_value(age))
+        pipe.set(feature_key("user_demographics", "country_code", str(user)), encode_value(["KR", "US"][i % 2]))
+    for product, price in (prices or {"p1": 10.0, "p2": 25.5}).items():
+        pipe.set(feature_key("product_details", "price", str(product)), encode_value(price))
     pipe.execute()
 
 
@@ -73,9 +77,9 @@ def project(redis_client, second_redis_client, make_config_dir, monkeypatch, tmp
     close_all()
 
 
-def fitted_pipeline(ages: dict[str, int]) -> tuple[Pipeline, pd.DataFrame]:
+def fitted_pipeline(ages: dict, products: list | None = None) -> tuple[Pipeline, pd.DataFrame]:
     users = list(ages) * 3
-    X = pd.DataFrame({"user_id": users, "product_id": ["p1", "p2", "p3"] * 20})
+    X = pd.DataFrame({"user_id": users, "product_id": (products or ["p1", "p2", "p3"]) * 20})
     y = np.array([int(ages[u] > 45) for u in users])
     pipe = Pipeline([
         ("augment", FeatureStoreAugmenter(RECIPE, drop_entity_columns=True)),
@@ -86,6 +90,11 @@ def fitted_pipeline(ages: dict[str, int]) -> tuple[Pipeline, pd.DataFrame]:
         ("model", DecisionTreeClassifier(random_state=0)),
     ])
     return pipe.fit(X, y), X
+
+
+def columns_of(schema) -> list[tuple[str, str, bool]]:
+    """A signature's input columns as (name, type, required)."""
+    return [(c["name"], c["type"], c["required"]) for c in (spec.to_dict() for spec in schema.inputs)]
 
 
 class Server:
@@ -111,10 +120,14 @@ class Server:
         self.stop()
         raise RuntimeError(f"mlflow models serve did not answer:\n{log.read_text()[-3000:]}")
 
-    def invoke(self, payload: dict) -> list:
+    def invoke(self, payload: dict | pd.DataFrame) -> list:
+        """POST a JSON payload, or a frame as ``text/csv``; the predictions."""
+        if isinstance(payload, pd.DataFrame):
+            body, content_type = payload.to_csv(index=False).encode(), "text/csv"
+        else:
+            body, content_type = json.dumps(payload).encode(), "application/json"
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/invocations", data=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json"})
+            f"http://127.0.0.1:{self.port}/invocations", data=body, headers={"Content-Type": content_type})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return json.loads(response.read())["predictions"]
@@ -157,6 +170,7 @@ def test_logged_model_serves_online_lookups_with_batch_parity(project, tmp_path)
         assert server.invoke({"dataframe_records": records}) == expected_classes.tolist()
         split = {"columns": list(new.columns), "data": new.astype(object).where(new.notna(), None).values.tolist()}
         assert server.invoke({"dataframe_split": split}) == expected_classes.tolist()
+        assert server.invoke(new) == expected_classes.tolist()  # text/csv: the signature types the ids
         proba = server.invoke({"dataframe_split": split, "params": {"predict_method": "predict_proba"}})
         np.testing.assert_allclose(np.asarray(proba), expected_proba, rtol=0, atol=1e-12)
         # int entity ids are normalised by the contract's rule
@@ -176,6 +190,85 @@ def test_logged_model_serves_online_lookups_with_batch_parity(project, tmp_path)
         assert server.invoke({"dataframe_records": [{"user_id": "u19", "product_id": "p1"}]}) == [0]
     finally:
         server.stop()
+
+
+_LOAD_AND_PREDICT = """
+import json, sys
+import mlflow.pyfunc, pandas as pd
+import fs_augment
+model = mlflow.pyfunc.load_model(sys.argv[1])
+frame = pd.DataFrame(json.loads(sys.argv[2]))
+print(json.dumps({"fs_augment": fs_augment.__file__,
+                  "predict": model.predict(frame).tolist(),
+                  "predict_proba": model.predict(frame, params={"predict_method": "predict_proba"}).tolist()}))
+"""
+
+
+def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    assert done.returncode == 0, f"{' '.join(map(str, command))} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.mark.slow
+def test_logged_model_rebuilds_in_a_fresh_virtual_environment(project, tmp_path):
+    """Only the model's own files: a new venv, pip install -r the model's requirements.txt, pyfunc loads it."""
+    import mlflow
+
+    pipe, X = fitted_pipeline(project["ages"])
+    with mlflow.start_run():
+        info = fs_mlflow.log_model(pipe, "model", input_example=X.head(3))
+    model_dir = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "model")))
+    requirements = (model_dir / "requirements.txt").read_text().splitlines()
+    assert requirements[:2] == ["--find-links artifacts/wheels", f"fs_augment=={fs_augment.__version__}"]
+    assert (model_dir / "artifacts" / "wheels" / wheel_name(fs_augment.__version__)).is_file()
+
+    new = pd.DataFrame({"user_id": ["u1", "u9", "u15", "nobody", "u3"],
+                        "product_id": ["p1", "p2", "p3", "p1", None]})
+    expected = fs_mlflow.load_model(info.model_uri).predict(new)
+    np.testing.assert_array_equal(np.asarray(expected), pipe.predict(new))
+
+    # nothing of this process's: no PYTHONPATH to the source tree, a venv without site packages, and pip
+    # run outside the model's folder (as in the image build-docker makes)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], env=env, timeout=120)
+    python = str(venv / "bin" / "python")
+    # --no-compile: the same files, bytecode left to the first import (halves the install on 2 cores)
+    _run([python, "-m", "pip", "install", "-q", "--no-compile", "-r", str(model_dir / "requirements.txt")],
+         cwd=tmp_path, env=env, timeout=240)
+    done = _run([python, "-c", _LOAD_AND_PREDICT, str(model_dir), new.to_json(orient="records")],
+                cwd=tmp_path, env=env, timeout=120)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert Path(result["fs_augment"]).is_relative_to(venv)
+    assert result["predict"] == np.asarray(expected).tolist()
+    np.testing.assert_allclose(np.asarray(result["predict_proba"]), pipe.predict_proba(new), rtol=0, atol=1e-12)
+
+
+def test_pip_takes_the_shipped_wheel_over_an_index_file_of_the_same_version(project, tmp_path):
+    """An index that has fs_augment at this version (other code) does not win over the model's wheel."""
+    import mlflow
+
+    pipe, X = fitted_pipeline(project["ages"])
+    with mlflow.start_run():
+        info = fs_mlflow.log_model(pipe, "model", input_example=X.head(2))
+    model_dir = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "model")))
+    other = tmp_path / "other" / "fs_augment"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("__version__ = 'someone else'\n")
+    index = tmp_path / "index" / "fs-augment"
+    index.mkdir(parents=True)
+    published = build_wheel(index, package_dir=other)
+    published = published.rename(index / published.name.replace("-1-", "-"))  # as an index would hold it
+    (index / "index.html").write_text(f'<a href="{published.name}">{published.name}</a>')
+
+    report = tmp_path / "report.json"
+    _run([sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--no-deps", "--ignore-installed",
+          "--report", str(report), "--extra-index-url", (tmp_path / "index").as_uri(),
+          "-r", str(model_dir / "requirements.txt")], cwd=tmp_path, timeout=120)
+    installs = json.loads(report.read_text())["install"]
+    chosen = {item["metadata"]["name"]: item["download_info"]["url"] for item in installs}
+    assert chosen["fs_augment"] == (model_dir / "artifacts" / "wheels" / wheel_name(fs_augment.__version__)).as_uri()
 
 
 def test_artifacts_carry_recipe_manifest_stats_and_no_secrets(project):
@@ -199,7 +292,7 @@ def test_artifacts_carry_recipe_manifest_stats_and_no_secrets(project):
     assert augmenter["entity_columns"] == ["user_id", "product_id"]
     features = augmenter["namespaces"][0]["features"]
     assert [f["output_name"] for f in features] == ["user_demographics__age", "user_demographics__country_code"]
-    assert [f["dtype"] for f in features] == ["float64", "str"]
+    assert [f["dtype"] for f in features] == ["float64", TEXT_DTYPE_NAME]
     stats = json.loads(next(p for p in files if p.name == "feature_stats.json").read_text())
     age = next(iter(stats.values()))["user_demographics__age"]
     assert age["count"] == 60 and age["min"] == 20 and age["max"] == 77
@@ -208,6 +301,56 @@ def test_artifacts_carry_recipe_manifest_stats_and_no_secrets(project):
     assert tags["fs_augment.trained_envs"] == "train"
     signature = mlflow.models.get_model_info(info.model_uri).signature
     assert signature.inputs.input_names() == ["user_id", "product_id"]
+    assert columns_of(signature.inputs) == [("user_id", "string", True), ("product_id", "string", True)]
+
+
+def test_served_model_with_integer_ids_takes_csv_and_json(project, tmp_path):
+    """Integer ids at fit are `long` in the signature: CSV requests parse, JSON ints and digit texts too."""
+    import mlflow
+
+    ages = {100 + i: 20 + 3 * i for i in range(20)}
+    put_features(project["redis"], ages, {7: 10.0, 8: 25.5})
+    pipe, X = fitted_pipeline(ages, products=[7, 8, 9])
+    assert X["user_id"].dtype == np.int64 and X["product_id"].dtype == np.int64
+    with mlflow.start_run():
+        info = fs_mlflow.log_model(pipe, "model", input_example=X.head(3))
+    signature = mlflow.models.get_model_info(info.model_uri).signature
+    assert columns_of(signature.inputs) == [("user_id", "long", True), ("product_id", "long", True)]
+
+    new = pd.DataFrame({"user_id": [101, 109, 115, 999, 103], "product_id": [7, 8, 9, 7, 12]})
+    expected = pipe.predict(new).tolist()
+    assert expected[:3] == [0, 1, 1]  # both classes, and features found: not a constant answer
+    assert np.asarray(fs_mlflow.load_model(info.model_uri).predict(new)).tolist() == expected
+
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    server = Server(info.model_uri, env, tmp_path / "serve.log")
+    try:
+        assert server.invoke(new) == expected
+        assert server.invoke({"dataframe_records": json.loads(new.to_json(orient="records"))}) == expected
+        texts = new.astype(str).to_dict(orient="split")
+        assert server.invoke({"dataframe_split": {"columns": texts["columns"], "data": texts["data"]}}) == expected
+    finally:
+        server.stop()
+
+
+def test_signature_leaves_ambiguous_columns_untyped(project):
+    """Mixed ids, integers with missing values, and the timestamp column stay `any`."""
+    recipe = {"augmenter": {**RECIPE["augmenter"], "timestamp_column": "ts"}}
+    X = pd.DataFrame({"user_id": pd.Series(["u1", 7, "u2"], dtype=object),
+                      "product_id": pd.array([1, None, 2], dtype="Int64"),
+                      "ts": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"], utc=True),
+                      "score": [0.5, 1.5, None], "flag": [True, False, True]})
+    augmenter = FeatureStoreAugmenter(recipe, mode="online").fit(X)  # online: no offline store needed
+    assert augmenter.input_kinds_ == {"user_id": "object", "product_id": "object", "ts": "datetime",
+                                      "score": "float", "flag": "bool"}
+    schema = fs_mlflow._input_schema([augmenter])
+    assert columns_of(schema) == [("user_id", "any", True), ("product_id", "any", True), ("ts", "any", False),
+                                  ("score", "double", True), ("flag", "boolean", True)]
+    # two augmenters that saw a column differently: untyped
+    other = FeatureStoreAugmenter(RECIPE).fit(X.assign(user_id=["u1", "u7", "u2"]).drop(columns="ts"))
+    assert columns_of(fs_mlflow._input_schema([augmenter, other]))[0] == ("user_id", "any", True)
+    assert columns_of(fs_mlflow._input_schema([other]))[0] == ("user_id", "string", True)
 
 
 def test_log_model_refuses_unfitted_or_augmenter_free_pipelines(project):
@@ -217,6 +360,24 @@ def test_log_model_refuses_unfitted_or_augmenter_free_pipelines(project):
         fs_mlflow.log_model(Pipeline([("augment", FeatureStoreAugmenter(RECIPE))]), "model")
     with pytest.raises(FsAugmentError, match="no FeatureStoreAugmenter"):
         fs_mlflow.log_model(Pipeline([("model", DecisionTreeClassifier())]), "model")
+
+
+def test_bad_parameters_are_value_errors_naming_parameter_and_value(project):
+    from fs_augment.errors import ParameterError
+
+    unfitted = Pipeline([("augment", FeatureStoreAugmenter(RECIPE))])
+    pipe, _ = fitted_pipeline(project["ages"])
+    calls = {
+        "pipeline": lambda: fs_mlflow.log_model(unfitted, "model"),
+        "predict_method": lambda: fs_mlflow.log_model(pipe, "model", predict_method="decision_function"),
+        "mode": lambda: fs_mlflow.load_model(str(project["tmp"]), mode="offline"),
+        "mode ": lambda: fs_mlflow.set_lookup_mode(pipe, "offline"),
+    }
+    for parameter, call in calls.items():
+        with pytest.raises(ParameterError, match=parameter.strip()) as info:
+            call()
+        assert isinstance(info.value, ValueError)
+    assert pipe.named_steps["augment"].mode == "auto"  # a refused mode changes nothing
 
 
 def test_log_model_leaves_the_pipeline_as_it_was_and_finds_fitted_augmenters(project):

@@ -23,9 +23,10 @@ import redis
 
 import fs_augment
 from fs_augment import FeatureStoreAugmenter, monitoring
+from fs_augment.config import mask_url
 from fs_augment.connections import close_all, get_adapter
 from fs_augment.errors import ConfigError, FeatureQualityWarning, StoreUnavailableError
-from fs_augment.monitoring import LookupMetrics, MetricsPusher, redact_url
+from fs_augment.monitoring import LookupMetrics, MetricsPusher
 from fs_augment.writer import write_namespace
 from tests.support.redis_servers import RedisServer, free_port
 from tests.support.stores import redis_host_and_db, store_config
@@ -355,9 +356,10 @@ def test_credentials_in_the_endpoint_url_are_sent_as_basic_auth_and_never_logged
     assert "never-logged" not in caplog.text and "t%40ken" not in caplog.text
 
 
-def test_redact_url_drops_credentials_and_query() -> None:
-    assert redact_url("https://svc:tok3n@metrics.internal:8443/push?api_key=abc#x") == "https://metrics.internal:8443/push"
-    assert redact_url("http://[::1]:9000/m") == "http://[::1]:9000/m"
+def test_pusher_shows_its_endpoint_through_the_one_url_mask() -> None:
+    assert mask_url("https://svc:tok3n@metrics.internal:8443/push?api_key=abc#x") == (
+        "https://svc:***@metrics.internal:8443/push?***")
+    assert mask_url("http://[::1]:9000/m") == "http://[::1]:9000/m"
     pusher = MetricsPusher(LookupMetrics(), f"http://u:tok3n@127.0.0.1:{free_port()}/m", interval=60)
     try:
         assert "tok3n" not in repr(pusher) and "tok3n" not in pusher._thread.name

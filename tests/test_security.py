@@ -353,3 +353,54 @@ def numeric_columns() -> Any:
     from sklearn.compose import ColumnTransformer
 
     return ColumnTransformer([("age", "passthrough", ["user_demographics__age"])])
+
+
+_URL_SAFE = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-.", min_size=1, max_size=12)
+_ANY_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="«»¤"), max_size=20)
+
+
+@given(scheme=st.sampled_from(["redis", "rediss", "http", "https", "postgresql"]), user=_URL_SAFE | st.just(""),
+       password=_ANY_TEXT.map(lambda p: "«" + p), host=_URL_SAFE, port=st.integers(1, 65535) | st.none(),
+       path=st.lists(_URL_SAFE, max_size=3).map("/".join), query=_ANY_TEXT.map(lambda q: "»" + q) | st.none(),
+       fragment=_ANY_TEXT.map(lambda f: "¤" + f) | st.none())
+def test_mask_url_never_shows_a_password_query_or_fragment(
+        scheme: str, user: str, password: str, host: str, port: int | None, path: str, query: str | None,
+        fragment: str | None) -> None:
+    from fs_augment.config import mask_url
+
+    url = f"{scheme}://{user}:{password}@{host}{f':{port}' if port else ''}/{path}"
+    url += f"?{query}" if query is not None else ""
+    url += f"#{fragment}" if fragment is not None else ""
+    masked = mask_url(url)
+    assert not {"«", "»", "¤"} & set(masked), masked
+    assert masked.startswith(f"{scheme}://")
+    tail = f"{query or ''}{fragment or ''}"
+    if not any(c in password for c in "/?#") and "@" not in tail:  # unambiguous: user, host and path stay
+        assert masked.startswith(f"{scheme}://{user}:***@{host}") and f"/{path}" in masked
+
+
+def test_every_url_shown_goes_through_the_one_mask(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fs_augment.cli import _print_training
+    from fs_augment.monitoring import LookupMetrics, MetricsPusher
+    from fs_augment.stores.bigquery import BigQueryOfflineStore
+    from fs_augment.training import TrainResult
+    from tests.support.redis_servers import free_port
+
+    secret = "tok-Never-Shown-7"
+    pusher = MetricsPusher(LookupMetrics(), f"http://svc:{secret}@127.0.0.1:{free_port()}/m?key={secret}",
+                           interval=60)
+    try:
+        shown = [repr(pusher), pusher._thread.name]
+    finally:
+        pusher.close()
+    store = BigQueryOfflineStore("p", "d", api_endpoint=f"https://emu:{secret}@127.0.0.1:9050?key={secret}")
+    shown.append(store.describe())
+    from fs_augment.training import _commands
+
+    tracking = f"postgresql://ml:{secret}@db.internal/mlflow"
+    serve, _ = _commands("models:/m/1", tracking, load_config("local", PACKAGE.parent / "config"),
+                         pd.DataFrame({"user_id": ["u1"]}))
+    _print_training(TrainResult({}, "models:/m/1", "run", serve, tracking_uri=tracking))
+    shown.append(capsys.readouterr().out)
+    for text in shown:
+        assert secret not in text and ":***@" in text, text

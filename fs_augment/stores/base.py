@@ -8,20 +8,27 @@ Two small interfaces, each a couple of methods plus ``close()``:
   training and the latest row per entity for materialisation (a parquet
   folder with DuckDB, BigQuery).
 
-Backends translate their client's errors into :mod:`fs_augment.errors` at
-exactly this boundary. The public entry point is
-:class:`fs_augment.adapter.FeatureStoreAdapter`, built by :func:`fs_augment.connect`.
+Both are context managers (``with store: ...`` closes it). Backends translate
+their client's errors into :mod:`fs_augment.errors` at exactly this boundary.
+Code above the stores (the adapter, the writer, the checks) uses only what is
+declared here, never a backend's class. The public entry point is
+:class:`fs_augment.adapter.FeatureStoreAdapter`, built by :func:`fs_augment.connect`;
+the backends themselves are listed in :mod:`fs_augment.backends`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
-import pandas as pd
+from fs_augment.errors import StoreError
 
-from fs_augment.recipe import FeatureGroup
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from fs_augment.recipe import FeatureGroup
 
 __all__ = ["FeatureRequest", "OfflineStore", "OnlineStore"]
 
@@ -39,11 +46,26 @@ class FeatureRequest(NamedTuple):
     entity_column: str | None = None
 
 
-class OnlineStore(ABC):
+class _Closable:
+    """``close()`` and the context manager that calls it."""
+
+    def close(self) -> None:
+        """Release connections and files."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class OnlineStore(_Closable, ABC):
     """Latest feature values by key ``{namespace}:{feature}:{entity}``."""
 
     #: A short name for messages: ``"redis"``, ``"redis-cluster"``, ``"local"``.
     name: str = "store"
+    #: Whether :meth:`write` stores values (the reference writer's and ``materialize``'s target).
+    writable: bool = False
 
     @abstractmethod
     def fetch(self, requests: Sequence[FeatureRequest], *, online: bool = False) -> list[list[list[Any]]]:
@@ -81,11 +103,33 @@ class OnlineStore(ABC):
         """Where the store is, for messages (host and database, never a password)."""
         return self.name
 
-    def close(self) -> None:
-        """Release connections and files."""
+    def write(self, pairs: Iterable[tuple[str, str | None]], *, ttl: float | None = None,
+              chunk_size: int = 10_000) -> int:
+        """Store JSON text under keys; a None value deletes its key.
+
+        Parameters
+        ----------
+        pairs : iterable of (str, str or None)
+            ``(key, JSON text)``; None deletes the key (a value that became missing).
+        ttl : float, optional
+            Seconds until the written keys expire; None keeps them.
+        chunk_size : int
+            Keys per round trip.
+
+        Returns
+        -------
+        int
+            Keys written (deleted keys not counted).
+
+        Raises
+        ------
+        StoreError
+            The store is read-only (``writable`` is False).
+        """
+        raise StoreError(f"the {self.describe()} store is read-only: the reference writer writes to Redis")
 
 
-class OfflineStore(ABC):
+class OfflineStore(_Closable, ABC):
     """Feature history: a table per namespace with entity column, ``event_timestamp`` and features."""
 
     name: str = "offline store"
@@ -121,12 +165,48 @@ class OfflineStore(ABC):
         """The latest row per entity: the entity column (as text) and the group's features."""
 
     @abstractmethod
+    def latest_table(
+        self, namespace: str, features: Sequence[str], entity_column: str | None = None
+    ) -> tuple[str, pa.Table]:
+        """The latest row per entity as an Arrow table (what :meth:`read_latest` reads).
+
+        Parameters
+        ----------
+        namespace : str
+        features : sequence of str
+        entity_column : str, optional
+            The table's entity column; by default the namespace's default
+            entity column if the table has it, else its first column.
+
+        Returns
+        -------
+        tuple
+            The entity column's name and a table with the entity (as text,
+            first column, sorted) and one column a feature.
+        """
+
+    @abstractmethod
+    def newest_timestamp(self, namespace: str) -> pd.Timestamp | None:
+        """The newest ``event_timestamp`` of a namespace's table, in UTC.
+
+        Returns
+        -------
+        Timestamp or None
+            None when the table has no ``event_timestamp`` column (its rows
+            have no time); ``NaT`` when no row has one.
+
+        Raises
+        ------
+        FeatureNotFoundError
+            The store has no table for ``namespace``.
+        StoreError
+            The table cannot be read.
+        """
+
+    @abstractmethod
     def list_features(self, namespace: str) -> list[str]:
         """The feature columns of a namespace's table (raises FeatureNotFoundError if no table)."""
 
     def describe(self) -> str:
         """Where the store is, for messages."""
         return self.name
-
-    def close(self) -> None:
-        """Release connections and files."""

@@ -76,8 +76,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fs_augment.config import mask_url
 from fs_augment.errors import (
-    ConfigError,
     FeatureNotFoundError,
     FsAugmentError,
     SpineError,
@@ -85,13 +85,12 @@ from fs_augment.errors import (
     StoreUnavailableError,
     require,
 )
-from fs_augment.keys import NAME_PATTERN, entity_column_for
+from fs_augment.keys import TIMESTAMP_COLUMN, entity_column_for, validate_name
 from fs_augment.recipe import FeatureGroup
 from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
 from fs_augment.stores.bigquery_sql import (
     ORDERABLE_TYPES,
-    TIMESTAMP_COLUMN,
     TableSQL,
     entity_sql,
     latest_sql,
@@ -109,7 +108,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ARRAY_SPINE_MAX_ROWS",
     "SCRATCH_PREFIX",
-    "TIMESTAMP_COLUMN",
     "BigQueryOfflineStore",
     "TableSQL",
     "entity_sql",
@@ -275,7 +273,7 @@ class BigQueryOfflineStore(OfflineStore):
     def describe(self) -> str:
         """Where the store is, for messages."""
         where = f"BigQuery dataset {self.project}.{self.dataset}"
-        return f"{where} at {self.api_endpoint}" if self.api_endpoint else where
+        return f"{where} at {mask_url(self.api_endpoint)}" if self.api_endpoint else where
 
     def close(self) -> None:
         """Close the client the store created (a later call creates a new one)."""
@@ -359,8 +357,7 @@ class BigQueryOfflineStore(OfflineStore):
 
     def _get_table(self, namespace: str) -> bigquery.Table:
         """The namespace's table, or FeatureNotFoundError listing the dataset's tables."""
-        if not isinstance(namespace, str) or not NAME_PATTERN.fullmatch(namespace):
-            raise FeatureNotFoundError(f"invalid namespace {namespace!r}: names must match [A-Za-z0-9_.-]+")
+        validate_name(namespace, "namespace", self.describe())
         client = self.client  # first: a missing google-cloud-bigquery raises MissingDependencyError
         from google.api_core.exceptions import NotFound
 
@@ -542,10 +539,41 @@ class BigQueryOfflineStore(OfflineStore):
         documentation). Rows are sorted by entity; integer features with
         missing values are floats.
         """
-        plan = self._plan(group)
-        table = self._query(latest_sql(plan.sql), [], f"reading the latest rows of namespace {group.namespace!r}")
-        table = table.sort_by("e").rename_columns([group.entity_column, *group.features])
+        _, table = self.latest_table(group.namespace, group.features, group.entity_column)
         return table.to_pandas()
+
+    def latest_table(
+        self, namespace: str, features: Sequence[str], entity_column: str | None = None
+    ) -> tuple[str, pa.Table]:
+        """The latest row per entity as an Arrow table (see :meth:`OfflineStore.latest_table`).
+
+        The latest row is chosen as in :meth:`read_latest`.
+        """
+        if entity_column is None:
+            columns = [f.name for f in self._get_table(namespace).schema]
+            entity_column = self._default_entity_column(namespace, columns) or entity_column_for(namespace)
+        plan = self._plan(FeatureGroup(namespace, tuple(features), entity_column))
+        table = self._query(latest_sql(plan.sql), [], f"reading the latest rows of namespace {namespace!r}")
+        return entity_column, table.sort_by("e").rename_columns([entity_column, *features])
+
+    def newest_timestamp(self, namespace: str) -> pd.Timestamp | None:
+        """The newest ``event_timestamp`` of a namespace's table, in UTC (see :meth:`OfflineStore.newest_timestamp`)."""
+        fields = {f.name: f for f in self._get_table(namespace).schema}
+        if TIMESTAMP_COLUMN not in fields:
+            return None
+        time = time_sql(fields[TIMESTAMP_COLUMN].field_type)
+        if time is None:
+            raise StoreError(
+                f"column {TIMESTAMP_COLUMN!r} of table {self._table_id(namespace)} has type "
+                f"{fields[TIMESTAMP_COLUMN].field_type}; it must be TIMESTAMP, DATETIME or DATE")
+        table_sql = table_reference(self.project, self.dataset, namespace)
+        result = self._query(f"SELECT MAX({time}) AS newest FROM {table_sql} AS t", [],
+                             f"reading the newest event_timestamp of namespace {namespace!r}")
+        value = result.column(0)[0].as_py() if result.num_rows else None
+        if value is None:
+            return pd.NaT
+        stamp = pd.Timestamp(value)
+        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
     # --- scratch tables and writing -----------------------------------------------
     def _scratch_location(self) -> tuple[str, str]:
@@ -612,8 +640,7 @@ class BigQueryOfflineStore(OfflineStore):
         bq = require("google.cloud.bigquery", "bigquery")
         from google.api_core.exceptions import NotFound
 
-        if not isinstance(namespace, str) or not NAME_PATTERN.fullmatch(namespace):
-            raise StoreError(f"invalid namespace {namespace!r}: names must match [A-Za-z0-9_.-]+")
+        validate_name(namespace, "namespace", self.describe())
         table = _frame_to_arrow(frame, namespace)
         schema = _bigquery_schema(table.schema)
         table_id = self._table_id(namespace)
@@ -780,12 +807,7 @@ def open_bigquery_store(config: Config) -> BigQueryOfflineStore:
     """
     store = config.feature_store
     info = store.connection_info
-    if info.offline_store_uri is None:
-        raise ConfigError(f"environment {config.env!r}: feature_store.connection_info.offline_store_uri is not set")
-    try:
-        project, dataset = parse_bigquery_uri(info.offline_store_uri)
-    except ConfigError as exc:
-        raise ConfigError(f"environment {config.env!r}: feature_store.connection_info.{exc}") from None
+    project, dataset = parse_bigquery_uri(info.offline_store_uri or "")  # its shape was checked on loading
     return BigQueryOfflineStore(
         project,
         dataset,

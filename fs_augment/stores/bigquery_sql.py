@@ -13,17 +13,16 @@ text: they travel as query parameters (``@spine``, ``@max_age_us_<i>``,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from fs_augment.errors import ConfigError, StoreError
+from fs_augment.backends import parse_bigquery_uri
+from fs_augment.errors import StoreError
 from fs_augment.keys import TIMESTAMP_COLUMN
 
 __all__ = [
     "ORDERABLE_TYPES",
-    "TIMESTAMP_COLUMN",
     "TableSQL",
     "entity_sql",
     "latest_sql",
@@ -35,15 +34,12 @@ __all__ = [
     "time_sql",
 ]
 
-#: The column holding each feature row's time (CONTRACT 4.4).
 #: Column types BigQuery can ``ORDER BY`` (the others cannot break ties).
 ORDERABLE_TYPES = frozenset({
     "INT64", "INTEGER", "FLOAT64", "FLOAT", "NUMERIC", "BIGNUMERIC", "BOOL", "BOOLEAN", "STRING",
     "BYTES", "DATE", "DATETIME", "TIME", "TIMESTAMP",
 })
 
-_PROJECT = r"[A-Za-z0-9.:_-]+"
-_DATASET = r"[A-Za-z0-9_]+"
 _INT64_LIMIT = 9.2e18  # floats of smaller magnitude cast to INT64 exactly
 
 
@@ -245,21 +241,3 @@ def latest_sql(group: TableSQL) -> str:
         f"ROW_NUMBER() OVER (PARTITION BY {group.entity}{group.order_by()}) AS rn "
         f"FROM {group.table} AS t WHERE {' AND '.join(conditions)}) WHERE rn = 1"
     )
-
-
-def parse_bigquery_uri(uri: str) -> tuple[str, str]:
-    """``bq://PROJECT.DATASET`` → ``(PROJECT, DATASET)``.
-
-    The dataset is the part after the last dot, so domain-scoped projects
-    (``example.com:project``) work.
-
-    Examples
-    --------
-    >>> parse_bigquery_uri("bq://my-project.features")
-    ('my-project', 'features')
-    """
-    body = uri[len("bq://"):] if uri.startswith("bq://") else None
-    project, _, dataset = (body or "").rpartition(".")
-    if body is None or not re.fullmatch(_PROJECT, project) or not re.fullmatch(_DATASET, dataset):
-        raise ConfigError(f"a BigQuery URI must look like 'bq://PROJECT.DATASET', got {uri!r}")
-    return project, dataset

@@ -3,7 +3,9 @@
 The environment's ``offline_store_uri: file://FOLDER`` serves both kinds of
 lookup: point-in-time joins through :class:`~fs_augment.stores.offline.ParquetOfflineStore`
 and latest values through :class:`LocalOnlineStore`, which keeps an in-memory
-index of the latest row per entity.
+index of the latest row per entity, built from the offline store's
+:meth:`~fs_augment.stores.base.OfflineStore.latest_table` (any offline store
+would do; the ``local`` provider asks for the parquet one, so no server is needed).
 
 The index is built lazily, one namespace at a time and only for the feature
 columns asked for (a later request for another feature of the namespace adds
@@ -29,12 +31,11 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from fs_augment.errors import ConfigError, FeatureNotFoundError
-from fs_augment.stores.base import FeatureRequest, OnlineStore
-from fs_augment.stores.offline import ParquetOfflineStore
+from fs_augment.keys import NOT_UTF8, InvalidValue
+from fs_augment.stores.base import FeatureRequest, OfflineStore, OnlineStore
 
 if TYPE_CHECKING:
     from fs_augment.config import Config
-    from fs_augment.stores.base import OfflineStore
 
 __all__ = ["LocalOnlineStore", "open_local_store"]
 
@@ -56,8 +57,9 @@ class LocalOnlineStore(OnlineStore):
 
     Parameters
     ----------
-    offline : ParquetOfflineStore
-        The folder's offline store; its latest rows feed the index.
+    offline : OfflineStore
+        The offline store whose latest rows feed the index (the parquet
+        folder's, for the ``local`` provider).
 
     Examples
     --------
@@ -74,13 +76,13 @@ class LocalOnlineStore(OnlineStore):
 
     name = "local"
 
-    def __init__(self, offline: ParquetOfflineStore) -> None:
+    def __init__(self, offline: OfflineStore) -> None:
         self.offline = offline
         self._indexes: dict[str, _Index] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"LocalOnlineStore({str(self.offline.root)!r})"
+        return f"LocalOnlineStore({self.offline!r})"
 
     def describe(self) -> str:
         """Where the store is, for messages."""
@@ -199,7 +201,10 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return InvalidValue(value, NOT_UTF8)
     if isinstance(value, list | tuple):
         return [_json_value(v) for v in value]
     if isinstance(value, dict):
@@ -209,8 +214,8 @@ def _json_value(value: Any) -> Any:
 
 def open_local_store(config: Config, offline: OfflineStore | None) -> LocalOnlineStore:
     """The online store of the ``local`` provider (the registry's factory)."""
-    if not isinstance(offline, ParquetOfflineStore):
-        have = config.feature_store.connection_info.offline_store_uri
+    have = config.feature_store.connection_info.offline_store_uri
+    if offline is None or have is None or not have.startswith("file://"):
         raise ConfigError(
             f"environment {config.env!r}: the local provider serves lookups from a parquet folder and needs "
             f"feature_store.connection_info.offline_store_uri: file://FOLDER (got {have!r})")

@@ -55,8 +55,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from fs_augment.errors import FeatureNotFoundError, StoreError
-from fs_augment.keys import NAME_PATTERN, TIMESTAMP_COLUMN, entity_column_for
+from fs_augment.errors import ConfigError, FeatureNotFoundError, RecipeError, StoreError
+from fs_augment.keys import NAME_PATTERN, TIMESTAMP_COLUMN, entity_column_for, validate_name
 from fs_augment.recipe import FeatureGroup
 from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
@@ -64,9 +64,7 @@ from fs_augment.stores.base import OfflineStore
 if TYPE_CHECKING:
     from fs_augment.config import Config
 
-__all__ = ["TIMESTAMP_COLUMN", "ParquetOfflineStore", "open_parquet_store"]
-
-#: The column holding each feature row's time.
+__all__ = ["ParquetOfflineStore", "open_parquet_store"]
 
 # A row's order key is its time in nanoseconds times 2**52 plus its position
 # (file index << 40 | row in file), as a HUGEINT: one ASOF inequality then
@@ -223,9 +221,10 @@ class ParquetOfflineStore(OfflineStore):
         return sorted(n for n in found if NAME_PATTERN.fullmatch(n) and not n.startswith("."))
 
     def _files(self, namespace: str) -> tuple[tuple[str, ...], str]:
-        if not isinstance(namespace, str) or not NAME_PATTERN.fullmatch(namespace) or namespace.startswith("."):
-            raise FeatureNotFoundError(
-                f"invalid namespace {namespace!r}: names must match [A-Za-z0-9_.-]+ and not start with '.'")
+        validate_name(namespace, "namespace", self.describe())
+        if namespace.startswith("."):  # a hidden file or folder, or the root's parent
+            raise RecipeError(f"invalid namespace {namespace!r} in {self.describe()}: a parquet namespace's name "
+                              "does not start with '.'")
         single = self.root / f"{namespace}.parquet"
         folder = self.root / namespace
         parts = sorted(str(p) for p in folder.glob("*.parquet") if p.is_file()) if folder.is_dir() else []
@@ -473,6 +472,29 @@ class ParquetOfflineStore(OfflineStore):
             cursor.close()
         return entity, result
 
+    def newest_timestamp(self, namespace: str) -> pd.Timestamp | None:
+        """The newest ``event_timestamp`` of a namespace, in UTC (see :meth:`OfflineStore.newest_timestamp`)."""
+        import duckdb
+
+        cursor = self._cursor()
+        try:
+            table = self._table(namespace, cursor)
+            if TIMESTAMP_COLUMN not in table.columns:
+                return None
+            try:
+                result = _to_arrow(cursor.sql(f"SELECT max({_quote(TIMESTAMP_COLUMN)}) FROM {_READ}",
+                                              params={"files": list(table.files)}))
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot read the times of namespace {namespace!r} from {table.location}: "
+                                 f"{exc}") from exc
+        finally:
+            cursor.close()
+        value = result.column(0)[0].as_py()
+        if value is None:
+            return pd.NaT
+        stamp = pd.Timestamp(value)
+        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
     def read_latest(self, group: FeatureGroup) -> pd.DataFrame:
         """The latest row per entity: the entity column (as text) and the group's features.
 
@@ -503,11 +525,9 @@ def _spine_times(spine: pd.DataFrame, column: str) -> pa.Array:
 
 def open_parquet_store(config: Config) -> ParquetOfflineStore:
     """The offline store of a ``file://`` ``offline_store_uri`` (the registry's factory)."""
-    from fs_augment.stores import resolve_file_uri
+    from fs_augment.config import resolve_file_uri
 
     uri = config.feature_store.connection_info.offline_store_uri
     if uri is None:
-        from fs_augment.errors import ConfigError
-
         raise ConfigError(f"environment {config.env!r}: feature_store.connection_info.offline_store_uri is not set")
     return ParquetOfflineStore(resolve_file_uri(uri, config))

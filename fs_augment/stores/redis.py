@@ -9,7 +9,10 @@ Lookups
     one pipeline per node). A batch lookup cuts the keys into chunks of
     ``batch_chunk_size`` and sends several ``MGET`` chunks per round trip in a
     non-transactional pipeline, decoding each round trip's answers before the
-    next, so memory stays flat beyond the result.
+    next, so memory stays flat beyond the result. An online lookup of more
+    than ``batch_chunk_size`` keys (a scoring job's batch of many rows) is sent
+    the batch way: no single command carries more than ``batch_chunk_size``
+    keys.
 
 Connection settings (``feature_store`` of the environment's config)
     ``connection_info.redis_host`` is ``host:port`` or a ``redis://`` /
@@ -50,11 +53,12 @@ Errors
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any
@@ -76,7 +80,8 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
-from fs_augment.config import Config, Secret
+from fs_augment.backends import redis_tls_problem
+from fs_augment.config import Config, FeatureStoreConfig, Secret
 from fs_augment.errors import ConfigError, StoreError, StoreUnavailableError
 from fs_augment.keys import decode_values, feature_key
 from fs_augment.stores.base import FeatureRequest, OfflineStore, OnlineStore
@@ -90,6 +95,8 @@ BACKOFF_BASE = 0.025
 BACKOFF_CAP = 0.5
 #: Chunks (MGETs) sent per round trip in a batch lookup.
 CHUNKS_PER_ROUND_TRIP = 4
+#: Keys per MSET command when the writer asks for no expiry.
+MSET_PAIRS = 1000
 #: Bounds of the error-path SCANs.
 SCAN_COUNT = 1000
 SCAN_MAX_KEYS = 100_000
@@ -97,7 +104,6 @@ SCAN_MAX_SECONDS = 2.0
 #: Pauses of the retry_deadline loop, seconds.
 DEADLINE_FIRST_PAUSE = 0.05
 DEADLINE_MAX_PAUSE = 1.0
-#: Upper bounds of settings (key -> limit, reason): beyond them a client hangs or fails.
 _CLIENT_ERRORS = (RedisError, RedisClusterException)
 _TRANSIENT = (
     redis.ConnectionError,
@@ -111,9 +117,19 @@ _AUTH = (AuthenticationError, AuthorizationError, AuthenticationWrongNumberOfArg
 _GLOB_SPECIALS = str.maketrans({c: "\\" + c for c in "\\*?[]"})
 
 
+_STORE = FeatureStoreConfig()  # the declared defaults (fs_augment.config), the options' defaults too
+_INFO = _STORE.connection_info
+
+
 @dataclass(frozen=True)
 class RedisOptions:
     """How to reach one environment's Redis; built from a config by :meth:`from_config`.
+
+    The settings are declared (type, default, bounds, help) once, in
+    :class:`~fs_augment.backends.RedisSettings` and
+    :class:`~fs_augment.config.FeatureStoreConfig`, and checked when the
+    config loads; these options are what a client is built from, with the
+    same defaults.
 
     Parameters
     ----------
@@ -152,19 +168,19 @@ class RedisOptions:
     'cache.internal:6380/2'
     """
 
-    host: str = "localhost:6379"
-    db: int = 0
-    username: str | None = None
-    password: Secret | None = field(default=None, repr=False)
-    ssl_ca_certs: str | None = None
-    mode: str = "auto"
-    pool_size: int = 50
-    timeout: float = 5.0
-    retry_attempts: int = 3
-    retry_deadline: float | None = None
-    batch_chunk_size: int = 10_000
+    host: str = _INFO.redis_host
+    db: int = _INFO.redis_db
+    username: str | None = _INFO.redis_username
+    password: Secret | None = field(default=_INFO.redis_password, repr=False)
+    ssl_ca_certs: str | None = _INFO.redis_ssl_ca_certs
+    mode: str = _INFO.redis_mode
+    pool_size: int = _STORE.connection_pool_size
+    timeout: float = _STORE.connection_timeout / 1000
+    retry_attempts: int = _STORE.retry_attempts
+    retry_deadline: float | None = _STORE.retry_deadline
+    batch_chunk_size: int = _STORE.batch_chunk_size
     env: str = "custom"
-    debug: bool = False
+    debug: bool = _STORE.enable_debug_logging
 
     @classmethod
     def from_config(cls, config: Config) -> RedisOptions:
@@ -235,11 +251,9 @@ def _retry(attempts: int) -> Retry:
 
 def _connection_kwargs(options: RedisOptions) -> dict[str, Any]:
     """Keyword arguments shared by standalone and cluster connections."""
-    if options.ssl_ca_certs is not None and not options.uses_tls:
-        raise ConfigError(
-            f"environment {options.env!r}: feature_store.connection_info.redis_ssl_ca_certs is set but "
-            f"redis_host is a redis:// URL; use rediss://{options.address} for TLS"
-        )
+    problem = redis_tls_problem(options.host, options.ssl_ca_certs)
+    if problem is not None:  # checked when a config loads; options built by hand are checked here
+        raise ConfigError(f"environment {options.env!r}: feature_store.connection_info.redis_ssl_ca_certs {problem}")
     kwargs: dict[str, Any] = {
         "socket_connect_timeout": options.timeout,
         "socket_timeout": options.timeout,
@@ -291,7 +305,9 @@ def build_cluster_client(options: RedisOptions) -> RedisCluster:
     Raises
     ------
     ConfigError
-        ``redis_db`` (or the URL's database) is not 0: a cluster has only database 0.
+        ``redis_db`` (or the URL's database) is not 0: a cluster has only database 0
+        (checked when a config with ``redis_mode: cluster`` loads; with ``auto``
+        the cluster is found only here).
     """
     if options.database != 0:
         raise ConfigError(
@@ -345,7 +361,7 @@ def open_client(options: RedisOptions) -> redis.Redis | RedisCluster:
 # --- keys and values ------------------------------------------------------------
 
 class KeyPrefixes:
-    """``{namespace}:{feature}:`` prefixes per (namespace, features), built once and kept.
+    """``{namespace}:{feature}:`` prefixes per (namespace, features): the most recently used few thousand kept.
 
     Examples
     --------
@@ -354,35 +370,25 @@ class KeyPrefixes:
     """
 
     def __init__(self, max_entries: int = 4096) -> None:
-        #: (namespace, features tuple) -> prefixes; read directly on the hot path.
-        self.known: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
-        self._max_entries = max_entries
+        # a least-recently-used cache: a process that sees many recipes forgets the oldest, not all
+        self._cached = functools.lru_cache(maxsize=max_entries)(_prefixes)
 
     def __call__(self, namespace: str, features: Sequence[str]) -> tuple[str, ...]:
         try:
-            return self.known[namespace, features]  # type: ignore[index]
-        except (KeyError, TypeError):  # TypeError: features given as a list
-            return self.build(namespace, features)
+            return self._cached(namespace, features)
+        except TypeError:  # features given as a list
+            return self._cached(namespace, tuple(features))
 
-    def build(self, namespace: str, features: Sequence[str]) -> tuple[str, ...]:
-        """Build, remember and return the prefixes of one namespace's features."""
-        features = tuple(features)
-        prefixes = tuple(feature_key(namespace, feature, "") for feature in features)
-        if len(self.known) >= self._max_entries:
-            self.known.clear()
-        self.known[namespace, features] = prefixes
-        return prefixes
+
+def _prefixes(namespace: str, features: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(feature_key(namespace, feature, "") for feature in features)
 
 
 def all_keys(requests: Sequence[FeatureRequest], prefixes: KeyPrefixes) -> list[str]:
     """Every key of every request: request by request, feature by feature, entity by entity."""
-    known = prefixes.known
     keys: list[str] = []
     for namespace, features, entities, _ in requests:
-        try:
-            found = known[namespace, features]  # type: ignore[index]
-        except (KeyError, TypeError):
-            found = prefixes.build(namespace, features)
+        found = prefixes(namespace, features)
         if len(entities) == 1:
             entity = entities[0]
             keys += [prefix + entity for prefix in found]
@@ -436,6 +442,9 @@ class RedisStore(OnlineStore):
     ----------
     options : RedisOptions
         Where and how to connect.
+    client : redis.Redis or RedisCluster, optional
+        A ready client to use instead of building one; the store then never
+        closes it (its owner does), and ``options`` only describe it.
 
     Examples
     --------
@@ -446,8 +455,9 @@ class RedisStore(OnlineStore):
     """
 
     name = "redis"
+    writable = True
 
-    def __init__(self, options: RedisOptions) -> None:
+    def __init__(self, options: RedisOptions, *, client: redis.Redis | RedisCluster | None = None) -> None:
         self.options = options
         self._lock = threading.Lock()
         self._client: redis.Redis | RedisCluster | None = None
@@ -460,6 +470,28 @@ class RedisStore(OnlineStore):
         self._password = options.password.get() if options.password is not None else None
         if self._cluster:
             self.name = "redis-cluster"
+        self._owns_client = client is None
+        if client is not None:
+            self._adopt(client)
+
+    @classmethod
+    def for_client(cls, client: redis.Redis | RedisCluster, *, env: str = "custom") -> RedisStore:
+        """A store over a ready redis-py client, which it uses but never closes.
+
+        Examples
+        --------
+        >>> RedisStore.for_client(redis.Redis(port=6390, db=3)).describe()
+        'redis localhost:6390/3'
+        """
+        if isinstance(client, RedisCluster):
+            node = client.get_default_node()
+            options = RedisOptions(f"{node.host}:{node.port}", mode="cluster", env=env)
+        else:
+            kwargs = client.connection_pool.connection_kwargs
+            host = kwargs.get("host") or kwargs.get("path") or "localhost"
+            options = RedisOptions(f"{host}:{kwargs.get('port', 6379)}", db=int(kwargs.get("db", 0)),
+                                   mode="standalone", env=env)
+        return cls(options, client=client)
 
     # --- connection ----------------------------------------------------------------
     @property
@@ -487,16 +519,19 @@ class RedisStore(OnlineStore):
                     f"INFO ({self._scrub(str(exc))}); set feature_store.connection_info.redis_mode to "
                     f"'standalone' or 'cluster' for environment {self.options.env!r}"
                 ) from exc
-            self._cluster = isinstance(client, RedisCluster)
-            self.name = "redis-cluster" if self._cluster else "redis"
-            if self._cluster:
-                self._mget = client.mget_nonatomic
-                self._mget_chunks = self._cluster_mget_chunks
-            else:
-                self._mget = client.mget
-                self._mget_chunks = self._pipelined_mget_chunks
-            self._client = client
+            self._adopt(client)
             return client
+
+    def _adopt(self, client: redis.Redis | RedisCluster) -> None:
+        self._cluster = isinstance(client, RedisCluster)
+        self.name = "redis-cluster" if self._cluster else "redis"
+        if self._cluster:
+            self._mget = client.mget_nonatomic
+            self._mget_chunks = self._cluster_mget_chunks
+        else:
+            self._mget = client.mget
+            self._mget_chunks = self._pipelined_mget_chunks
+        self._client = client
 
     def _connect_and_mget(self, keys: list[str]) -> list[Any]:
         self._open()
@@ -522,7 +557,12 @@ class RedisStore(OnlineStore):
         return [client.mget_nonatomic(chunk) for chunk in chunks]
 
     def close(self) -> None:
-        """Disconnect every pooled connection; the store reconnects if used again."""
+        """Disconnect every pooled connection; the store reconnects if used again.
+
+        A client given to the store is left open: its owner closes it.
+        """
+        if not self._owns_client:
+            return
         with self._lock:
             client, self._client = self._client, None
             self._mget = self._connect_and_mget
@@ -532,12 +572,6 @@ class RedisStore(OnlineStore):
         client.close()
         if isinstance(client, redis.Redis):
             client.connection_pool.disconnect()
-
-    def __enter__(self) -> RedisStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __reduce__(self) -> Any:
         raise TypeError(
@@ -558,30 +592,72 @@ class RedisStore(OnlineStore):
         """Read the latest values (see :meth:`OnlineStore.fetch`).
 
         Online: one ``MGET`` (cluster: one pipeline per node) over all keys.
-        Batch: chunks of ``batch_chunk_size`` keys, several per round trip.
+        Batch, and an online lookup of more than ``batch_chunk_size`` keys:
+        chunks of ``batch_chunk_size`` keys, several per round trip.
         """
         start = time.perf_counter() if self._debug else 0.0
         if online:
             keys = all_keys(requests, self._prefixes)
-            values = decode_values(self._call(self._mget, keys)) if keys else []
+            size = self._chunk_size
+            if len(keys) <= size:
+                values = decode_values(self._call(self._mget, keys)) if keys else []
+            else:  # no command carries more than batch_chunk_size keys, whatever the mode
+                values = self._fetch_chunks(keys[at:at + size] for at in range(0, len(keys), size))
             count = len(keys)
         else:
-            values = self._fetch_batch(requests)
+            values = self._fetch_chunks(key_chunks(requests, self._prefixes, self._chunk_size))
             count = len(values)
         if self._debug:
             logger.debug("%s %s fetch: %d keys, %.3f ms", self.describe(), "online" if online else "batch",
                          count, (time.perf_counter() - start) * 1e3)
         return split_values(values, requests)
 
-    def _fetch_batch(self, requests: Sequence[FeatureRequest]) -> list[Any]:
+    def _fetch_chunks(self, chunks: Iterator[list[str]]) -> list[Any]:
         values: list[Any] = []
-        chunks = key_chunks(requests, self._prefixes, self._chunk_size)
         while True:
             group = list(islice(chunks, CHUNKS_PER_ROUND_TRIP))
             if not group:
                 return values
             for raw in self._call(self._mget_chunks, group):
                 values.extend(decode_values(raw))
+
+    # --- writing (the reference writer) ------------------------------------------------------
+    def write(self, pairs: Iterable[tuple[str, str | None]], *, ttl: float | None = None,
+              chunk_size: int = 10_000) -> int:
+        """Store JSON text under keys, ``chunk_size`` keys a round trip; a None value deletes its key.
+
+        Without ``ttl`` the pairs go as ``MSET`` commands (``mset_nonatomic`` on
+        a cluster, which groups them by slot) in a non-transactional pipeline;
+        with one as ``SET ... EX`` (``PX`` for fractions of a second) each.
+        Returns how many keys were written (see :meth:`OnlineStore.write`).
+        """
+        expiry = _expiry(ttl)
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
+        client = self._call(lambda: self.client)
+        written = 0
+        for batch in _batches(pairs, chunk_size):
+            chunk = [(key, value) for key, value in batch if value is not None]
+            stale = [key for key, value in batch if value is None]
+            if stale:
+                self._call(client.delete, *stale)  # split by slot on a cluster
+            if chunk:
+                self._call(self._send, client, chunk, expiry)
+            written += len(chunk)
+        return written
+
+    def _send(self, client: redis.Redis | RedisCluster, chunk: list[tuple[str, str]], expiry: dict[str, int]) -> None:
+        if not expiry and self._cluster:
+            client.mset_nonatomic(dict(chunk))
+            return
+        pipe = client.pipeline(transaction=False)
+        if expiry:
+            for key, value in chunk:
+                pipe.set(key, value, **expiry)
+        else:
+            for pairs in _batches(chunk, MSET_PAIRS):
+                pipe.mset(dict(pairs))
+        pipe.execute()
 
     # --- the error path -----------------------------------------------------------------
     def list_features(self, namespace: str) -> list[str]:
@@ -696,6 +772,22 @@ class RedisStore(OnlineStore):
         return text
 
 
+def _expiry(ttl: float | None) -> dict[str, int]:
+    if ttl is None:
+        return {}
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
+        raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+    if float(ttl).is_integer():
+        return {"ex": int(ttl)}
+    return {"px": max(1, round(ttl * 1000))}
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
 def _glob_escape(text: str) -> str:
     return text.translate(_GLOB_SPECIALS)
 
@@ -716,7 +808,7 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def open_redis_store(config: Config, offline: OfflineStore | None = None) -> RedisStore:
-    """The ``redis`` provider's factory (``ONLINE_PROVIDERS``); ``offline`` is not used.
+    """The ``redis`` provider's factory (:data:`fs_augment.backends.ONLINE_PROVIDERS`); ``offline`` is not used.
 
     Parameters
     ----------

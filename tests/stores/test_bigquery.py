@@ -474,3 +474,28 @@ def test_point_in_time_equals_brute_force_and_duckdb(property_store: BigQueryOff
             assert plain(got[name]) == reference, name
             assert plain(want[name]) == reference, name
             assert got[name].dtype == want[name].dtype, name
+
+
+def test_newest_timestamp_and_latest_table_match_the_parquet_store(store: BigQueryOfflineStore, tmp_path: Path) -> None:
+    frame = pd.DataFrame({"user_id": ["u2", "u1", "u1"], "event_timestamp": [at(10), at(25.5), None],
+                          "age": [40, 31, 99]})
+    untimed = pd.DataFrame({"user_id": ["u1"], "tier": ["gold"]})
+    unset = pd.DataFrame({"user_id": ["u1"], "event_timestamp": pd.Series([None], dtype="datetime64[us, UTC]"),
+                          "age": [1]})
+    duck = ParquetOfflineStore(tmp_path)
+    for name, table in [("user_demographics", frame), ("user_tiers", untimed), ("user_unset", unset)]:
+        store.write_table(table, name)
+        write_parquet(table, tmp_path / f"{name}.parquet")
+    try:
+        for offline in (store, duck):
+            assert offline.newest_timestamp("user_demographics") == at(25.5)
+            assert offline.newest_timestamp("user_tiers") is None
+            assert offline.newest_timestamp("user_unset") is pd.NaT
+            with pytest.raises(FeatureNotFoundError, match="user_nothing"):
+                offline.newest_timestamp("user_nothing")
+            entity, table = offline.latest_table("user_demographics", ["age"])
+            assert entity == "user_id"
+            assert table.column_names == ["user_id", "age"]
+            assert table.to_pydict() == {"user_id": ["u1", "u2"], "age": [31, 40]}
+    finally:
+        duck.close()

@@ -12,7 +12,7 @@ import pytest
 
 import fs_augment
 from fs_augment.config import load_config
-from fs_augment.errors import ConfigError, FeatureNotFoundError
+from fs_augment.errors import ConfigError, FeatureNotFoundError, StoreError
 from fs_augment.recipe import FeatureGroup
 from fs_augment.stores.base import FeatureRequest
 from fs_augment.stores.local import LocalOnlineStore, open_local_store
@@ -207,3 +207,20 @@ def test_online_latest_equals_point_in_time_after_every_row(store: LocalOnlineSt
     for feature, values in zip(group.features, online, strict=True):
         offline = [None if pd.isna(v) else v for v in pit[f"{group.namespace}:{feature}"]]
         assert offline == values
+
+
+def test_the_local_store_is_read_only_for_the_writer(store: LocalOnlineStore) -> None:
+    from fs_augment.writer import write_namespace
+
+    assert not store.writable
+    with pytest.raises(StoreError, match=r"local \(parquet folder .*\) store: it is read-only"):
+        write_namespace(pd.DataFrame({"user_id": ["u1"], "age": [1]}), "user_demographics", store)
+    with pytest.raises(StoreError, match="read-only"):
+        store.write([("user_demographics:age:u1", "1")])
+
+
+def test_stores_are_context_managers(features: Path) -> None:
+    with ParquetOfflineStore(features) as offline, LocalOnlineStore(offline) as online:
+        assert online.fetch([FeatureRequest("user_demographics", ["age"], ["user1"])]) == [[[35]]]
+        assert online.indexed_columns("user_demographics") == ["age"]
+    assert online.indexed_columns("user_demographics") == []  # closed: the index is dropped

@@ -31,6 +31,7 @@ from redis.exceptions import (
 
 import fs_augment
 from fs_augment.errors import ConfigError, StoreError, StoreUnavailableError
+from fs_augment.recipe import FeatureGroup
 from fs_augment.stores import redis as redis_store
 from fs_augment.stores.base import FeatureRequest
 from fs_augment.stores.redis import RedisOptions, RedisStore, open_redis_store, store_for_url
@@ -177,6 +178,26 @@ def test_batch_lookup_chunks_keys(server: RedisServer, server_client: redis.Redi
     assert pd.isna(frame_out["user_demographics:country_code"].iloc[100])
 
 
+def test_online_lookup_of_many_keys_is_chunked_too(server: RedisServer, server_client: redis.Redis,
+                                                   env_for: Callable[..., Path]) -> None:
+    users = [f"user{i}" for i in range(40)]
+    frame = pd.DataFrame({"user_id": users, "age": range(40), "country_code": [f"C{i % 3}" for i in range(40)]})
+    write_namespace(frame, "user_demographics", server_client)
+    specs = [{"namespace": "user_demographics", "features": ["age", "country_code"]}]
+    plan = (FeatureGroup("user_demographics", ("age", "country_code"), "user_id"),)
+    with fs_augment.connect("test", env_for(f"127.0.0.1:{server.port}", batch_chunk_size=30)) as adapter:
+        adapter.online_get_features({"user_id": "user0"}, specs)
+        small, few = commands_during(server, lambda: adapter.lookup_columns(
+            pd.DataFrame({"user_id": users[:15]}), plan, online=True))
+        large, many = commands_during(server, lambda: adapter.lookup_columns(
+            pd.DataFrame({"user_id": users}), plan, online=True))
+    assert few == {"mget": 1}  # 30 keys: one command, as always online
+    assert many == {"mget": 3}  # 80 keys: never one command above batch_chunk_size
+    assert list(small["user_demographics:age"]) == list(range(15))
+    assert list(large["user_demographics:age"]) == list(range(40))
+    assert list(large["user_demographics:country_code"]) == [f"C{i % 3}" for i in range(40)]
+
+
 def test_key_chunks_keep_order_across_features() -> None:
     requests = [FeatureRequest("a", ("x", "y"), ["1", "2", "3"]), FeatureRequest("b", ("z",), ["9"])]
     chunks = list(redis_store.key_chunks(requests, redis_store.KeyPrefixes(), 4))
@@ -318,11 +339,24 @@ def test_tls_without_the_ca_fails_verification(tls_server: RedisServer, env_for:
         adapter.online_get_features({"user_id": "u1"}, USER_SPECS)
 
 
-def test_ca_file_with_a_plain_url_is_a_config_error(env_for: Callable[..., Path]) -> None:
+def test_ca_file_with_a_plain_url_is_a_config_error_when_the_config_loads(env_for: Callable[..., Path]) -> None:
     info = {"redis_ssl_ca_certs": "/etc/ssl/ca.pem"}
-    with fs_augment.connect("test", env_for("redis://127.0.0.1:6379/9", info=info)) as adapter, \
-            pytest.raises(ConfigError, match=r"use rediss://127\.0\.0\.1:6379"):
-        adapter.online_get_features({"user_id": "u1"}, USER_SPECS)
+    with pytest.raises(ConfigError, match=r"test\.yaml: feature_store\.connection_info\.redis_ssl_ca_certs is set "
+                                          r"but .*use rediss://127\.0\.0\.1:6379"):
+        fs_augment.config.load_config("test", env_for("redis://127.0.0.1:6379/9", info=info))
+    options = RedisOptions("redis://127.0.0.1:6379/9", ssl_ca_certs="/etc/ssl/ca.pem", env="prod")
+    with RedisStore(options) as store, pytest.raises(ConfigError, match=r"'prod'.*use rediss://127\.0\.0\.1:6379"):
+        store.fetch([FeatureRequest("user_demographics", ["age"], ["u1"])], online=True)  # built by hand
+
+
+@pytest.mark.parametrize("info", [{"redis_db": 3}, {"redis_host": "redis://127.0.0.1:7000/2"}])
+def test_cluster_mode_with_a_database_number_is_a_config_error_when_the_config_loads(
+        env_for: Callable[..., Path], info: dict[str, Any]) -> None:
+    key = "redis_db" if "redis_db" in info else "redis_host"
+    host = info.pop("redis_host", "127.0.0.1:7000")
+    with pytest.raises(ConfigError, match=rf"test\.yaml: feature_store\.connection_info\.{key} asks for database "
+                                          r"\d, but redis_mode is 'cluster'.*set redis_db: 0"):
+        fs_augment.config.load_config("test", env_for(host, info={**info, "redis_mode": "cluster"}))
 
 
 # --- failures, retries and the error mapping ------------------------------------------------------------
@@ -627,3 +661,24 @@ def test_the_online_cache_keeps_values_not_absences(redis_client: redis.Redis, r
         assert adapter.online_get_features({"user_id": "new"}, demographics)["user_demographics:age"] == 41
         redis_client.set("user_demographics:age:new", "42")  # present values are served from the cache
         assert adapter.online_get_features({"user_id": "new"}, demographics)["user_demographics:age"] == 41
+
+
+def test_writer_goes_through_the_store_interface(redis_client: redis.Redis, redis_url: str) -> None:
+    frame = pd.DataFrame({"user_id": ["u1"], "age": [34]})
+    with store_for_url(redis_url) as store:
+        assert store.writable
+        assert write_namespace(frame, "user_demographics", store) == 1
+    assert redis_client.get("user_demographics:age:u1") == b"34"
+    wrapped = RedisStore.for_client(redis_client)
+    host, db = redis_host_and_db(redis_client)
+    assert wrapped.describe() == f"redis {host}/{db}"
+    assert write_namespace(frame.assign(age=[35]), "user_demographics", wrapped) == 1
+    wrapped.close()  # a client it was given stays open: its owner closes it
+    assert redis_client.get("user_demographics:age:u1") == b"35"
+
+
+def test_writer_to_an_unreachable_redis_is_store_unavailable() -> None:
+    frame = pd.DataFrame({"user_id": ["u1"], "age": [34]})
+    port = free_port()
+    with pytest.raises(StoreUnavailableError, match=rf"127\.0\.0\.1:{port}"):
+        write_namespace(frame, "user_demographics", f"redis://127.0.0.1:{port}/0")
