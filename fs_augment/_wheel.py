@@ -63,14 +63,13 @@ def _package_files(package_dir: Path) -> list[tuple[str, Path]]:
 
 def _metadata(version: str) -> tuple[str, str | None]:
     """The METADATA text and entry_points.txt of the installed distribution, when it is this version."""
-    try:
-        installed = metadata.distribution(_DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        installed = None
-    if installed is not None and installed.version == version:
-        text = installed.read_text("METADATA")
-        if text:
-            return text, installed.read_text("entry_points.txt")
+    # every installed copy on the path, not only the first: a source checkout's own fs_augment.egg-info
+    # (an editable install writes one there) comes first from its folder and has no METADATA file
+    for installed in metadata.distributions(name=_DISTRIBUTION):
+        if installed.version == version:
+            text = installed.read_text("METADATA")
+            if text:
+                return text, installed.read_text("entry_points.txt")
     return f"Metadata-Version: 2.1\nName: {_DISTRIBUTION}\nVersion: {version}\n", None
 
 
