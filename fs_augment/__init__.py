@@ -31,9 +31,10 @@ _LAZY = {
     "materialize": "fs_augment.writer",
     "train": "fs_augment.training",
     "use": "fs_augment.connections",
+    "check_skew": "fs_augment.skew",
 }
 _SUBMODULES = {"errors", "keys", "config", "recipe", "adapter", "augmenter", "stores", "cache", "monitoring",
-               "writer", "loader", "cli", "demo", "mlflow", "training", "checks", "dtypes", "connections",
+               "writer", "loader", "cli", "demo", "mlflow", "training", "checks", "skew", "dtypes", "connections",
                "backends"}
 
 __all__ = ["__version__", *sorted(_LAZY)]
