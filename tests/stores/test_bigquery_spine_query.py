@@ -234,6 +234,51 @@ def test_a_spine_query_needs_sql(bad: Any) -> None:
         fs_augment.SpineQuery(bad)
 
 
+def test_the_join_in_place_keeps_ties_max_age_created_timestamp_and_missing_keys(
+    bq_project: Project, adapter: fs_augment.FeatureStoreAdapter, emulator: BigQueryEmulator,
+) -> None:
+    t0 = pd.Timestamp("2024-05-01", tz="UTC")
+    s = pd.Timedelta(seconds=1)
+    features = BigQueryOfflineStore(BIGQUERY_PROJECT, bq_project.feature_dataset, api_endpoint=emulator.endpoint)
+    features.write_table(pd.DataFrame({  # u1: a tie at 10 s, a backfill created at 50 s; u2: one old row
+        "user_id": ["u1", "u1", "u1", "u2"],
+        "event_timestamp": [t0 + 10 * s, t0 + 10 * s, t0 + 20 * s, t0],
+        "created_timestamp": [None, None, t0 + 50 * s, None],
+        "score": [1.5, 2.5, 9.0, 4.0],
+        "tier": ["a", "b", "z", "c"],
+    }), "user_scores")
+    features.write_table(pd.DataFrame({
+        "shop_id": [7, 7], "event_timestamp": [t0, t0 + 30 * s], "rating": [3, 4]}), "shop_ratings")
+    features.close()
+    lake = BigQueryOfflineStore(BIGQUERY_PROJECT, bq_project.lake_uri.rpartition(".")[2],
+                                api_endpoint=emulator.endpoint)
+    lake.write_table(pd.DataFrame({
+        "visit": list(range(8)),
+        "user_id": ["u1", "u1", "u1", "u2", "u2", None, "u9", "u1"],
+        "shop_id": [7, 7, None, 7, 7, 7, 7, 7],
+        # DATETIME: naive times, read as UTC on both paths
+        "at": pd.to_datetime([t0 + 10 * s, t0 + 40 * s, t0 + 60 * s, t0 + 5 * s, t0 + 6 * s, t0 + 60 * s,
+                              t0 + 60 * s, None]).tz_convert(None),
+    }), "visits")
+    lake.close()
+    recipe = {"augmenter": {"timestamp_column": "at", "features": [
+        {"namespace": "user_scores", "features": ["score", "tier"]},
+        {"namespace": "shop_ratings", "features": ["rating"], "entity_column": "shop_id", "max_age": "10s"}]}}
+    sql = "SELECT visit, user_id, shop_id, `at` FROM visits ORDER BY visit"
+    config = fs_augment.load_config("bq", bq_project.config_dir)
+    spine = load_spine(sql, bq_project.lake_uri, config=config)
+    expected = FeatureStoreAugmenter(recipe).fit_transform(spine)
+    got = FeatureStoreAugmenter(recipe).fit_transform(fs_augment.SpineQuery(sql))
+    pd.testing.assert_frame_equal(got, expected)
+    # the tie at 10 s takes the greatest values; the row of 20 s counts once created (50 s)
+    assert got["user_scores__score"].tolist()[:5] == [2.5, 2.5, 9.0, 4.0, 4.0]
+    assert got["user_scores__tier"].tolist()[:3] == ["b", "b", "z"]
+    assert got["user_scores__score"].iloc[5:].isna().all()  # no entity, an unknown entity, no time
+    # max_age 10 s: exactly 10 s old still counts, 30 s old does not
+    assert got["shop_ratings__rating"].tolist()[:2] == [3.0, 4.0] \
+        and got["shop_ratings__rating"].iloc[3:5].tolist() == [3.0, 3.0]
+    assert got["shop_ratings__rating"].iloc[[2, 5, 6, 7]].isna().all()
+
 # --- fs-augment train ----------------------------------------------------------------------------
 
 def train(capsys: pytest.CaptureFixture[str], project: Project, tracking: str, *extra: str) -> tuple[str, str]:
