@@ -7,10 +7,8 @@ time (batch mode, the recipe's ``timestamp_column``), the Loader SQL runs as a
 subquery of the point-in-time join: one query, no spine downloaded or uploaded,
 no scratch table; only the augmented rows come back. Otherwise the query's
 rows are loaded (:func:`fs_augment.load_spine`) and looked up as a DataFrame
-would be, so a ``SpineQuery`` means the same everywhere.
+would be, so a ``SpineQuery`` means the same everywhere. A query is data:
 
-Examples
---------
 >>> query = SpineQuery("SELECT user_id, event_time FROM orders", uri="bq://my-project.lake")
 >>> query
 SpineQuery(sql='SELECT user_id, event_time FROM orders', uri='bq://my-project.lake')
