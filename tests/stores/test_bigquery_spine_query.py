@@ -296,6 +296,8 @@ def metrics_of(out: str) -> dict[str, str]:
     return dict(re.findall(r"^\s*(accuracy|log_loss|roc_auc)\s+(\S+)$", out, re.M))
 
 
+@pytest.mark.mlflow
+@pytest.mark.slow
 def test_train_joins_the_loader_sql_in_bigquery_with_the_same_metrics(
     bq_project: Project, emulator: BigQueryEmulator, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, tmp_path: Path,
