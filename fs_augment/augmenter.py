@@ -26,7 +26,6 @@ from fs_augment.keys import entity_texts
 from fs_augment.plan import LookupPlan
 from fs_augment.recipe import Recipe, load_recipe
 from fs_augment.spine_query import SpineQuery, run_spine_query
-from fs_augment.stores._conversion import aligned_values
 from fs_augment.training_values import summarize, warn_about_training_values
 
 if TYPE_CHECKING:
@@ -39,6 +38,15 @@ MODE_VARIABLE = "FS_AUGMENT_MODE"
 _MODES = ("auto", "batch", "online")
 #: Frames up to this many rows are looked up online in one round trip; larger ones in chunks.
 ONLINE_MAX_ROWS = 1000
+
+
+def _aligned(table: pa.Table | None) -> dict[str, Any] | None:
+    """The feature values of a spine joined in place (None: not joined)."""
+    if table is None:
+        return None
+    from fs_augment.stores._conversion import aligned_values  # pyarrow: only for spine queries
+
+    return aligned_values(table)
 
 
 class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
@@ -207,7 +215,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         values = None
         if isinstance(X, SpineQuery):
             X, table = self._run_spine_query(X, load_recipe(self.recipe))
-            values = aligned_values(table) if table is not None else None
+            values = _aligned(table)
         return self._fit_transform_values(as_pandas(X), values)
 
     def _fit_transform_values(self, X: pd.DataFrame, values: Mapping[str, Any] | None) -> pd.DataFrame:
@@ -251,7 +259,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         if isinstance(X, SpineQuery):
             X, table = self._run_spine_query(X, self.recipe_)
             if table is not None:
-                return self._transform_values(X, aligned_values(table))
+                return self._transform_values(X, _aligned(table))
         X = as_pandas(X)
         arrays = self._input_arrays(X)
         online = self._resolve_mode() == "online"

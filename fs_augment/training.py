@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,11 @@ from fs_augment.config import CONFIG_DIR_VARIABLE, ENV_VARIABLE, Config, load_co
 from fs_augment.connections import get_adapter, use
 from fs_augment.errors import RecipeError, SpineError
 from fs_augment.recipe import Recipe, load_recipe
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from fs_augment.adapter import FeatureStoreAdapter
 
 __all__ = ["TrainResult", "as_float", "build_estimator", "build_pipeline", "split", "train"]
 
@@ -346,8 +351,8 @@ def _commands(model_uri: str, tracking_uri: str, config: Config, example: pd.Dat
 
 
 def _load_training_spine(
-    recipe: Recipe, config: Config, adapter: Any, data_lake: str,
-) -> tuple[pd.DataFrame, pd.Series | None, Any]:
+    recipe: Recipe, config: Config, adapter: FeatureStoreAdapter, data_lake: str,
+) -> tuple[pd.DataFrame, pd.Series | None, pa.Table | None]:
     """The spine, the target and, when the offline store joined the Loader SQL in place, the features.
 
     A point-in-time recipe whose Loader SQL runs where the offline store is (BigQuery and BigQuery)
@@ -446,6 +451,13 @@ def train(
     FsAugmentError
         Any configuration, recipe, data lake or store problem, with a message
         naming what and where (see :mod:`fs_augment.errors`).
+
+    Notes
+    -----
+    With an ``augmenter.timestamp_column``, a ``bq://`` data lake and a BigQuery offline store,
+    the Loader SQL is joined point in time inside BigQuery as one query
+    (:class:`~fs_augment.SpineQuery`): the spine is neither downloaded nor uploaded, and the
+    split, the fit and the evaluation use the joined rows. ``--debug`` logs the query.
 
     Examples
     --------
