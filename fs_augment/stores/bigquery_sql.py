@@ -23,6 +23,7 @@ from fs_augment.keys import TIMESTAMP_COLUMN
 
 __all__ = [
     "FEATURE_PREFIX",
+    "LOADED_KEY",
     "LOADED_ROW",
     "ORDERABLE_TYPES",
     "TableSQL",
@@ -43,7 +44,9 @@ ORDERABLE_TYPES = frozenset({
     "BYTES", "DATE", "DATETIME", "TIME", "TIMESTAMP",
 })
 
-#: The column numbering the Loader SQL's rows in :func:`spine_query_sql`.
+#: The column keying the Loader SQL's rows by their entities and time in :func:`spine_query_sql`.
+LOADED_KEY = "_fs_augment_key"
+#: The column numbering the Loader SQL's rows (their order) in :func:`spine_query_sql`.
 LOADED_ROW = "_fs_augment_row"
 #: The prefix of the feature columns :func:`spine_query_sql` returns.
 FEATURE_PREFIX = "_fs_augment_"
@@ -248,10 +251,15 @@ def _join_sql(groups: tuple[TableSQL, ...], found: str | None = None) -> str:
 def spine_query_sql(groups: tuple[TableSQL, ...], loader_sql: str, entities: Mapping[str, str], time: str) -> str:
     """The point-in-time query over ``groups`` for the rows of a Loader SQL query, as one statement.
 
-    The Loader SQL becomes a subquery: its rows are numbered (``loaded``), read
-    as the spine of :func:`point_in_time_sql` (``spine``), joined with every
-    group's table, and come back with their own columns, so no spine leaves
-    or enters BigQuery.
+    The Loader SQL becomes a subquery (``loaded``). Each of its rows is keyed
+    by its entities and time as text (``TO_JSON_STRING``), the distinct keys
+    are the spine of :func:`point_in_time_sql` (``spine``), and the joined
+    values come back to every row with that key, beside the row's own columns:
+    no spine leaves or enters BigQuery. The key is a value, not a row number:
+    BigQuery may evaluate a CTE once per reference, and a row number without
+    an order could differ between evaluations, while the key cannot (rows with
+    one key have one answer). The rows are returned in ``ROW_NUMBER() OVER ()``
+    order, which keeps the Loader SQL's ``ORDER BY`` where the engine keeps it.
 
     Parameters
     ----------
@@ -271,43 +279,44 @@ def spine_query_sql(groups: tuple[TableSQL, ...], loader_sql: str, entities: Map
     str
         A query returning every column of the Loader SQL, in its order, then
         group ``i``'s features as ``_fs_augment_g<i>_c<j>`` (null where no row
-        was found), one row per Loader SQL row, in the order the rows were numbered.
+        was found), one row per Loader SQL row.
 
     Examples
     --------
     >>> users = TableSQL("`p.d.user_demographics`", "t.`user_id`", "t.`event_timestamp`", ("age",))
     >>> sql = spine_query_sql((users,), "SELECT user_id, ts FROM orders", {"e0": "l.`user_id`"}, "l.`ts`")
     >>> print(sql)  # doctest: +NORMALIZE_WHITESPACE
-    WITH loaded AS (SELECT ROW_NUMBER() OVER () AS _fs_augment_row, l.* FROM (
+    WITH loaded AS (SELECT l.*, TO_JSON_STRING(STRUCT(l.`user_id` AS e0, l.`ts` AS ts)) AS _fs_augment_key,
+        ROW_NUMBER() OVER () AS _fs_augment_row FROM (
     SELECT user_id, ts FROM orders
     ) AS l),
-    spine AS (SELECT l._fs_augment_row AS row_id, l.`user_id` AS e0, l.`ts` AS ts FROM loaded AS l),
+    spine AS (SELECT DISTINCT l._fs_augment_key AS row_id, l.`user_id` AS e0, l.`ts` AS ts FROM loaded AS l),
     g0 AS (SELECT row_id, c0 FROM (SELECT s.row_id, t.`age` AS c0,
         ROW_NUMBER() OVER (PARTITION BY s.row_id ORDER BY t.`event_timestamp` DESC) AS rn
         FROM spine AS s JOIN `p.d.user_demographics` AS t ON t.`user_id` = s.e0 AND t.`event_timestamp` <= s.ts)
         WHERE rn = 1),
     found AS (SELECT row_id, g0.c0 AS g0_c0 FROM g0)
-    SELECT l.* EXCEPT (_fs_augment_row), found.g0_c0 AS _fs_augment_g0_c0
-    FROM loaded AS l LEFT JOIN found ON found.row_id = l._fs_augment_row
+    SELECT l.* EXCEPT (_fs_augment_key, _fs_augment_row), found.g0_c0 AS _fs_augment_g0_c0
+    FROM loaded AS l LEFT JOIN found ON found.row_id = l._fs_augment_key
     ORDER BY l._fs_augment_row
     """
     body = loader_sql.strip().rstrip(";").rstrip()
-    columns = [f"l.{LOADED_ROW} AS row_id"]
+    keyed = []
     for name in spine_columns(groups)[1:]:
         if name == "ts":
-            columns.append(f"{time} AS ts")
-        elif name == "ts_rem":
-            columns.append("0 AS ts_rem")  # BigQuery's own times hold no nanoseconds
-        else:
-            columns.append(f"{entities[name]} AS {name}")
+            keyed.append(f"{time} AS ts")
+        elif name != "ts_rem":
+            keyed.append(f"{entities[name]} AS {name}")
+    rem = ["0 AS ts_rem"] if "ts_rem" in spine_columns(groups) else []  # BigQuery's times hold no nanoseconds
     features = ", ".join(f"found.g{i}_c{j} AS {FEATURE_PREFIX}g{i}_c{j}"
                          for i, g in enumerate(groups) for j in range(len(g.features)))
     return (
-        f"WITH loaded AS (SELECT ROW_NUMBER() OVER () AS {LOADED_ROW}, l.* FROM (\n{body}\n) AS l),\n"
-        f"spine AS (SELECT {', '.join(columns)} FROM loaded AS l),\n"
+        f"WITH loaded AS (SELECT l.*, TO_JSON_STRING(STRUCT({', '.join(keyed)})) AS {LOADED_KEY}, "
+        f"ROW_NUMBER() OVER () AS {LOADED_ROW} FROM (\n{body}\n) AS l),\n"
+        f"spine AS (SELECT DISTINCT {', '.join([f'l.{LOADED_KEY} AS row_id', *keyed, *rem])} FROM loaded AS l),\n"
         f"{_join_sql(groups, 'found')}\n"
-        f"SELECT l.* EXCEPT ({LOADED_ROW}), {features}\n"
-        f"FROM loaded AS l LEFT JOIN found ON found.row_id = l.{LOADED_ROW}\n"
+        f"SELECT l.* EXCEPT ({LOADED_KEY}, {LOADED_ROW}), {features}\n"
+        f"FROM loaded AS l LEFT JOIN found ON found.row_id = l.{LOADED_KEY}\n"
         f"ORDER BY l.{LOADED_ROW}"
     )
 

@@ -153,18 +153,21 @@ def test_spine_query_sql_wraps_the_loader_sql_and_returns_its_columns() -> None:
                         spine_entity="e1")
     sql = spine_query_sql((users, products), "SELECT user_id, product_id, ts FROM views;\n",
                           {"e0": "l.`user_id`", "e1": "CAST(l.`product_id` AS STRING)"}, "TIMESTAMP(l.`ts`)")
-    assert sql.startswith("WITH loaded AS (SELECT ROW_NUMBER() OVER () AS _fs_augment_row, l.* FROM (\n"
-                          "SELECT user_id, product_id, ts FROM views\n) AS l),\n")  # the trailing ; dropped
-    assert ("spine AS (SELECT l._fs_augment_row AS row_id, l.`user_id` AS e0, CAST(l.`product_id` AS STRING) AS e1, "
-            "TIMESTAMP(l.`ts`) AS ts, 0 AS ts_rem FROM loaded AS l)") in sql
+    # each row keyed by its entities and time (a value: the same in every evaluation of the CTE)
+    key = "TO_JSON_STRING(STRUCT(l.`user_id` AS e0, CAST(l.`product_id` AS STRING) AS e1, TIMESTAMP(l.`ts`) AS ts))"
+    assert sql.startswith(f"WITH loaded AS (SELECT l.*, {key} AS _fs_augment_key, ROW_NUMBER() OVER () AS "
+                          "_fs_augment_row FROM (\nSELECT user_id, product_id, ts FROM views\n) AS l),\n")  # ; dropped
+    assert ("spine AS (SELECT DISTINCT l._fs_augment_key AS row_id, l.`user_id` AS e0, CAST(l.`product_id` AS STRING) "
+            "AS e1, TIMESTAMP(l.`ts`) AS ts, 0 AS ts_rem FROM loaded AS l)") in sql
     # the groups are point_in_time_sql's: inclusive times, created_timestamp, max_age parameters, ties
     assert "t.`event_timestamp` <= s.ts" in sql and "t.`created_timestamp` <= s.ts" in sql
     assert "@max_age_us_0 - IF(s.ts_rem > @max_age_rem_0, 1, 0)" in sql
     assert "ORDER BY t.`event_timestamp` DESC, t.`age` DESC NULLS LAST" in sql
     assert "found AS (SELECT row_id, g0.c0 AS g0_c0, g1.c0 AS g1_c0 FROM g0 FULL OUTER JOIN g1 USING (row_id))" in sql
     assert sql.endswith(
-        "SELECT l.* EXCEPT (_fs_augment_row), found.g0_c0 AS _fs_augment_g0_c0, found.g1_c0 AS _fs_augment_g1_c0\n"
-        "FROM loaded AS l LEFT JOIN found ON found.row_id = l._fs_augment_row\n"
+        "SELECT l.* EXCEPT (_fs_augment_key, _fs_augment_row), found.g0_c0 AS _fs_augment_g0_c0, "
+        "found.g1_c0 AS _fs_augment_g1_c0\n"
+        "FROM loaded AS l LEFT JOIN found ON found.row_id = l._fs_augment_key\n"
         "ORDER BY l._fs_augment_row")
     assert "UNNEST" not in sql and "@spine" not in sql and SCRATCH_PREFIX not in sql
 
@@ -253,12 +256,12 @@ def test_the_join_in_place_keeps_ties_max_age_created_timestamp_and_missing_keys
     lake = BigQueryOfflineStore(BIGQUERY_PROJECT, bq_project.lake_uri.rpartition(".")[2],
                                 api_endpoint=emulator.endpoint)
     lake.write_table(pd.DataFrame({
-        "visit": list(range(8)),
-        "user_id": ["u1", "u1", "u1", "u2", "u2", None, "u9", "u1"],
-        "shop_id": [7, 7, None, 7, 7, 7, 7, 7],
+        "visit": list(range(9)),  # visit 8 has visit 0's keys and time: one key, one answer, both rows
+        "user_id": ["u1", "u1", "u1", "u2", "u2", None, "u9", "u1", "u1"],
+        "shop_id": [7, 7, None, 7, 7, 7, 7, 7, 7],
         # DATETIME: naive times, read as UTC on both paths
         "at": pd.to_datetime([t0 + 10 * s, t0 + 40 * s, t0 + 60 * s, t0 + 5 * s, t0 + 6 * s, t0 + 60 * s,
-                              t0 + 60 * s, None]).tz_convert(None),
+                              t0 + 60 * s, None, t0 + 10 * s]).tz_convert(None),
     }), "visits")
     lake.close()
     recipe = {"augmenter": {"timestamp_column": "at", "features": [
@@ -273,7 +276,8 @@ def test_the_join_in_place_keeps_ties_max_age_created_timestamp_and_missing_keys
     # the tie at 10 s takes the greatest values; the row of 20 s counts once created (50 s)
     assert got["user_scores__score"].tolist()[:5] == [2.5, 2.5, 9.0, 4.0, 4.0]
     assert got["user_scores__tier"].tolist()[:3] == ["b", "b", "z"]
-    assert got["user_scores__score"].iloc[5:].isna().all()  # no entity, an unknown entity, no time
+    assert got["user_scores__score"].iloc[5:8].isna().all()  # no entity, an unknown entity, no time
+    assert got.iloc[8, 4:].tolist() == got.iloc[0, 4:].tolist() and got["visit"].tolist() == list(range(9))
     # max_age 10 s: exactly 10 s old still counts, 30 s old does not
     assert got["shop_ratings__rating"].tolist()[:2] == [3.0, 4.0] \
         and got["shop_ratings__rating"].iloc[3:5].tolist() == [3.0, 3.0]
