@@ -32,10 +32,11 @@ _LAZY = {
     "train": "fs_augment.training",
     "use": "fs_augment.connections",
     "check_skew": "fs_augment.skew",
+    "SpineQuery": "fs_augment.spine_query",
 }
 _SUBMODULES = {"errors", "keys", "config", "recipe", "adapter", "augmenter", "stores", "cache", "monitoring",
                "writer", "loader", "cli", "demo", "mlflow", "training", "checks", "skew", "dtypes", "connections",
-               "backends"}
+               "backends", "spine_query"}
 
 __all__ = ["__version__", *sorted(_LAZY)]
 
