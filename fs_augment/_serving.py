@@ -189,6 +189,10 @@ def transform_row(augmenter: FeatureStoreAugmenter, X: pd.DataFrame, adapter: Fe
             frame, missing_rate = built
             invalid_count = dict.fromkeys(layout.names, 0)
             adapter.metrics.record_features(1, augmenter._qualified_, missing_rate, invalid_count)
+            monitor = augmenter.__dict__.get("_drift_monitor")
+            if monitor is not None:  # the values plainly fit their kinds: counted as they are
+                monitor.attach(adapter.metrics)
+                monitor.observe_row(flat)
             if augmenter.max_missing_rate is not None:
                 augmenter._check_quality(missing_rate, invalid_count)
             return frame

@@ -21,6 +21,7 @@ from fs_augment import dtypes
 from fs_augment._frames import as_pandas, by_position, in_container
 from fs_augment._serving import NO_DEFAULT, Layout, column_arrays, transform_row
 from fs_augment.connections import get_adapter
+from fs_augment.drift import DriftMonitor, reference
 from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
 from fs_augment.keys import entity_texts
 from fs_augment.plan import LookupPlan
@@ -117,7 +118,9 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     feature_stats_ : dict
         Output feature name → summary of its training values (count, missing
         rate; mean, std and quantiles of numbers; top values of categories),
-        for later skew checks.
+        for later skew checks, and what serving drift is measured against
+        (``bins`` of a number, ``categories`` of a text, from the values as looked
+        up: see :mod:`fs_augment.drift` and :meth:`monitor_drift`).
 
     Examples
     --------
@@ -221,9 +224,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     def _fit_transform_values(self, X: pd.DataFrame, values: Mapping[str, Any] | None) -> pd.DataFrame:
         """:meth:`fit_transform` of a spine whose feature values were looked up already (None: look them up)."""
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_")}
+        looked_up: dict[str, Any] = {}
         try:
             values = self._fit_lookup(X, values)
-            out, self.missing_rate_, self.invalid_count_ = self._assemble(X, values)
+            out, self.missing_rate_, self.invalid_count_ = self._assemble(X, values, looked_up=looked_up)
             self._layout()  # built now, so that no transform writes the estimator
         except BaseException:
             for name in [k for k in vars(self) if k.endswith("_")]:
@@ -232,7 +236,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             raise
         self.feature_stats_ = {
             name: {**summarize(out[name], self.feature_kinds_[name]),
-                   "missing_rate": self.missing_rate_[name]}  # as looked up, before the recipe's defaults
+                   "missing_rate": self.missing_rate_[name],  # as looked up, before the recipe's defaults
+                   **reference(looked_up[name], self.feature_kinds_[name])}
             for name in self.feature_columns_
         }
         return self._output(out, X)
@@ -336,9 +341,45 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             arrays.update((column, X[column].array) for column in extract if column not in arrays)
         return arrays
 
+    def monitor_drift(self, enabled: bool = True, **options: Any) -> DriftMonitor | None:
+        """Keep rolling statistics of what :meth:`transform` looks up, against the training values.
+
+        The monitor's report (``monitor.report()``) is also published under ``drift`` in the
+        snapshots of the adapter's metrics (``adapter.metrics.snapshot()``, and the monitoring
+        payload). It is not pickled, and a refit drops it. A model logged with
+        :func:`fs_augment.mlflow.log_model` turns it on when it loads.
+
+        Parameters
+        ----------
+        enabled : bool, default=True
+            False stops monitoring (and returns None).
+        **options
+            Passed on to :class:`~fs_augment.drift.DriftMonitor` (``window``, ``sub_windows``,
+            ``clock``, ``psi_threshold``, ``missing_threshold``, ``min_rows``, ``warn_every``).
+
+        Returns
+        -------
+        DriftMonitor or None
+
+        Examples
+        --------
+        >>> monitor = aug.monitor_drift(window=600)  # doctest: +SKIP
+        >>> aug.transform(requests)  # doctest: +SKIP
+        >>> monitor.report()["user_demographics__age"]["psi"]  # doctest: +SKIP
+        0.013
+        """
+        check_is_fitted(self, "feature_columns_")
+        if not enabled:
+            self.__dict__.pop("_drift_monitor", None)
+            return None
+        monitor = DriftMonitor(self.feature_columns_, self.feature_kinds_, self.feature_stats_, **options)
+        self._drift_monitor = monitor
+        return monitor
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())  # object.__getstate__ gives the live __dict__ itself
         state.pop("_layout_", None)  # derived from the fitted state; rebuilt where the pickle is loaded
+        state.pop("_drift_monitor", None)  # serving state: counts of one process, and a lock
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -380,6 +421,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     def _fit_lookup(self, X: pd.DataFrame, values: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
         self.__dict__.pop("_layout_", None)  # a refit pins a new output
+        self.__dict__.pop("_drift_monitor", None)  # ... and new training values to compare with
         self._check_params()
         recipe: Recipe = load_recipe(self.recipe)
         self.recipe_ = recipe
@@ -499,13 +541,19 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         return adapter.lookup_texts(texts, plan, online=online, verify=verify)
 
     def _assemble(self, X: pd.DataFrame, values: Mapping[str, Any], *, adapter: Any = None,
-                  arrays: Mapping[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, float], dict[str, int]]:
+                  arrays: Mapping[str, Any] | None = None, looked_up: dict[str, Any] | None = None,
+                  ) -> tuple[pd.DataFrame, dict[str, float], dict[str, int]]:
         """The output frame, and each feature's missing rate (before defaults) and invalid count.
 
         Nothing is stored on the estimator: a fit keeps the figures as ``missing_rate_`` and
-        ``invalid_count_``; a transform only records them in the adapter's metrics.
+        ``invalid_count_``; a transform only records them in the adapter's metrics (and its
+        values as looked up, before defaults, in the drift monitor). ``looked_up`` receives
+        those values, by output name.
         """
         layout = self._layout()
+        monitor = self.__dict__.get("_drift_monitor")
+        if looked_up is None and monitor is not None:
+            looked_up = {}
         # keyed by position, labelled once at the end: pandas infers no column index per call; the spine's
         # arrays copied (copy-on-write tracks Series, not bare arrays: a write to the output would reach X)
         data: dict[int, Any] = dict(enumerate(
@@ -525,6 +573,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 continue
             coerced = dtypes.coerce(values[qualified], kind, nullable)
             column = coerced.values
+            if looked_up is not None:
+                looked_up[name] = column
             if coerced.missing and default is not NO_DEFAULT:
                 column = dtypes.fill(column, kind, default)
             data[at] = by_position(column, X.index)
@@ -534,6 +584,9 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         if adapter is None:
             adapter = get_adapter(self.env, self.config_dir)
         adapter.metrics.record_features(n, self._qualified_, missing_rate, invalid_count)
+        if monitor is not None and looked_up is not None:
+            monitor.attach(adapter.metrics)
+            monitor.observe(looked_up, n)
         self._check_quality(missing_rate, invalid_count)
         frame = pd.DataFrame(data, index=X.index, copy=False)
         frame.columns = layout.columns

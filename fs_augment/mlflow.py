@@ -132,8 +132,13 @@ class AugmentedModel(mlflow.pyfunc.PythonModel):
     """The pyfunc model: a fitted pipeline whose augmenters look features up online.
 
     ``model_config`` keys: ``lookup_mode`` (``online`` by default, ``batch``
-    for batch scoring) and ``predict_method``. A request may pass
+    for batch scoring), ``predict_method`` and ``drift`` (true by default: every
+    augmenter keeps rolling drift statistics, :meth:`drift`). A request may pass
     ``params={"predict_method": "predict_proba"}``.
+
+    Read the drift statistics of a model loaded in process with
+    ``model.unwrap_python_model().drift()``; a served model also publishes them
+    under ``drift`` in its monitoring payload (``enable_monitoring``).
     """
 
     def load_context(self, context: Any) -> None:
@@ -149,6 +154,29 @@ class AugmentedModel(mlflow.pyfunc.PythonModel):
         set_lookup_mode(self.pipeline, self.lookup_mode)
         augmenters = find_augmenters(self.pipeline)
         self.timestamp_columns = [a.recipe_.timestamp_column for a in augmenters if a.recipe_.timestamp_column]
+        watch = config.get("drift", True)
+        self.drift_monitors = [a.monitor_drift() for a in augmenters] if watch else []
+
+    def drift(self) -> dict[str, dict[str, Any]]:
+        """Serving drift of every output feature since the model loaded (the rolling window).
+
+        Returns
+        -------
+        dict
+            Output column → ``{"rows", "missing_rate", "training_missing_rate", "psi",
+            "category_shift"}`` (see :mod:`fs_augment.drift`); empty with ``drift`` off.
+
+        Examples
+        --------
+        >>> model = fs_augment.mlflow.load_model(uri)  # doctest: +SKIP
+        >>> model.predict(requests)  # doctest: +SKIP
+        >>> model.unwrap_python_model().drift()["user_demographics__age"]["psi"]  # doctest: +SKIP
+        0.02
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for monitor in getattr(self, "drift_monitors", ()):
+            out.update(monitor.report())
+        return out
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         """The pipeline's ``predict_method`` on a frame of entity keys.
@@ -363,7 +391,7 @@ def log_model(
                 input_example=input_example,
                 registered_model_name=registered_model_name,
                 pip_requirements=pip_requirements if pip_requirements is not None else _requirements(),
-                model_config={"lookup_mode": "online", "predict_method": predict_method},
+                model_config={"lookup_mode": "online", "predict_method": predict_method, "drift": True},
                 **kwargs,
             )
     features = [name for a in augmenters for name in a.recipe_.qualified_names]

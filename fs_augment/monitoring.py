@@ -45,6 +45,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -103,6 +104,7 @@ class LookupMetrics:
         self._cache: Any = None
         self._wake: threading.Event | None = None
         self._wake_every = 0
+        self._drift: weakref.WeakSet[Any] = weakref.WeakSet()
         self.reset()
 
     def reset(self) -> None:
@@ -210,6 +212,11 @@ class LookupMetrics:
             self._cache = cache
             self._cache_base = self._cache_counts()
 
+    def attach_drift(self, monitor: Any) -> None:
+        """Report ``monitor`` (a :class:`~fs_augment.drift.DriftMonitor`) under ``drift``; held weakly."""
+        with self._lock:
+            self._drift.add(monitor)
+
     def notify(self, every: int, event: threading.Event) -> None:
         """Set ``event`` each time ``every`` more lookups (or errors) were recorded."""
         with self._lock:
@@ -235,10 +242,13 @@ class LookupMetrics:
             ``stale_by_namespace`` (entities answered as missing because older
             than ``max_age``), ``unreadable_event_times`` (per namespace),
             ``errors`` (``"kind:ErrorClass"`` → count),
-            ``degraded_lookups`` and ``cache`` (``hits``, ``misses``,
-            ``hit_rate`` or None before any cache read).
+            ``degraded_lookups``, ``cache`` (``hits``, ``misses``,
+            ``hit_rate`` or None before any cache read) and ``drift`` (output column →
+            ``rows``, ``missing_rate``, ``training_missing_rate``, ``psi``,
+            ``category_shift``: see :mod:`fs_augment.drift`; empty unless a served model watches drift).
         """
         with self._lock:
+            monitors = list(self._drift)
             latency = {}
             for kind, samples in self._latency.items():
                 if samples:
@@ -246,7 +256,7 @@ class LookupMetrics:
                     latency[kind] = {"p50": float(p50), "p95": float(p95), "p99": float(p99),
                                      "count": len(samples)}
             hits, misses = (now - base for now, base in zip(self._cache_counts(), self._cache_base, strict=True))
-            return {
+            snapshot = {
                 "lookups": dict(self._lookups),
                 "latency_seconds": latency,
                 "values": dict(self._values),
@@ -265,6 +275,11 @@ class LookupMetrics:
                 "cache": {"hits": hits, "misses": misses,
                           "hit_rate": hits / (hits + misses) if hits + misses else None},
             }
+        drift: dict[str, Any] = {}
+        for monitor in monitors:  # outside the lock: a monitor takes its own
+            drift.update(monitor.report())
+        snapshot["drift"] = drift
+        return snapshot
 
 
 def _utc_now() -> str:
