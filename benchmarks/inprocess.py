@@ -159,6 +159,25 @@ def _interleave(variants: dict[str, Callable[[int], Any]], calls: int, warmup: i
     return samples
 
 
+def _python_model(aug: Any, drift: bool) -> Callable[[pd.DataFrame], Any]:
+    """The ``predict`` of the pyfunc model :func:`fs_augment.mlflow.log_model` logs, loaded around a copy of ``aug``."""
+    import pickle
+    import tempfile
+    from types import SimpleNamespace
+
+    from fs_augment.mlflow import AugmentedModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pipeline.pkl"
+        path.write_bytes(pickle.dumps(aug))
+        model = AugmentedModel()
+        model.load_context(SimpleNamespace(artifacts={"pipeline": str(path)},
+                                           model_config={"lookup_mode": "online", "predict_method": "transform",
+                                                         "drift": drift}))
+    assert bool(model.drift_monitors) == drift
+    return lambda frame: model.predict(None, frame)
+
+
 def bench_online(sizes: Sizes, redis_url: str, env: str, config_dir: Path, seed: int = 1) -> dict[str, Any]:
     """One entity row (a user and a product, 8 features in 3 namespaces) per call."""
     from fs_augment._compat import one_text
@@ -216,6 +235,9 @@ def bench_online(sizes: Sizes, redis_url: str, env: str, config_dir: Path, seed:
     assert None not in raw_timed(users[0], products[0]), "the event-time keys are missing: rerun the data step"
     pd.testing.assert_frame_equal(transform(frames[0]), local_transform(frames[0]))
 
+    drift_on, drift_off = (_python_model(aug, drift) for drift in (True, False))
+    pd.testing.assert_frame_equal(drift_on(frames[0]), drift_off(frames[0]))
+
     samples = _interleave({
         "raw_mget_decode": lambda i: raw(users[i], products[i]),
         "online_get_features": lambda i: online_get({"user_id": users[i], "product_id": products[i]}, specs),
@@ -228,6 +250,9 @@ def bench_online(sizes: Sizes, redis_url: str, env: str, config_dir: Path, seed:
                                                                 specs),
         "cpu_transform_1row_embedded": lambda i: local_transform(frames[i]),
         "cpu_pinned_frame_build_only": frame_only,
+        # the served model's own predict (fs_augment.mlflow.AugmentedModel, predict_method transform), drift on/off
+        "pyfunc_1row_online_drift_on": lambda i: drift_on(frames[i]),
+        "pyfunc_1row_online_drift_off": lambda i: drift_off(frames[i]),
     }, sizes.online_calls, sizes.online_warmup)
     client.close()
     return {name: latency_summary(values) for name, values in samples.items()}

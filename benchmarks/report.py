@@ -41,6 +41,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ratio_row("online_get_features p99 ≤ 1.2× raw MGET+decode", fs.get("p99_us"), raw.get("p99_us"), 1.2, "µs")
     ratio_row("transform 1 row online → DataFrame p50 ≤ 2× raw MGET+decode", tr.get("p50_us"), raw.get("p50_us"),
               2.0, "µs")
+    on = online.get("pyfunc_1row_online_drift_on") or {}
+    off = online.get("pyfunc_1row_online_drift_off") or {}
+    ratio_row("served model 1 row online, drift on p50 ≤ 1.05× drift off", on.get("p50_us"), off.get("p50_us"),
+              1.05, "µs")
     timed_raw = online.get("raw_mget_decode_with_event_times") or {}
     timed = online.get("online_get_features_max_age") or {}
     ratio_row("online_get_features with max_age p50 ≤ 1.10× raw MGET+decode of the same 11 keys",

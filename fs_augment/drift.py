@@ -38,8 +38,10 @@ rows, a feature's PSI exceeds ``psi_threshold`` (0.2) or its missing rate moved 
 training one by more than ``missing_threshold`` (0.1); at most once every ``warn_every`` (60)
 seconds. The clock is a parameter, so tests can move time.
 
-A monitor is thread safe: one lock guards its counts; a one-row update is a few list and array
-increments, a batch one ``np.searchsorted`` and ``np.bincount`` a column.
+A monitor is thread safe: one lock guards its counts, one vector of integers a sub-window. A
+one-row update appends a count index a column to a buffer (``bisect`` finds a number's bin, a
+dict a text's category), which one ``np.bincount`` adds to the sub-window every 4096 indices and
+before a report; a batch update is ``np.searchsorted`` and ``np.bincount`` a column.
 """
 
 from __future__ import annotations
@@ -233,10 +235,20 @@ class DriftMonitor:
         self._lock = threading.Lock()
         self._slot_seconds = self.window / self.sub_windows
         self._epoch = math.floor(clock() / self._slot_seconds)
-        self._rows = np.zeros(self.sub_windows, dtype=np.int64)
-        self._missing = np.zeros((self.sub_windows, len(self.columns)), dtype=np.int64)
-        self._bins = np.zeros((self.sub_windows, len(self._number_at), self._numbers.width), dtype=np.int64)
-        self._cats = np.zeros((self.sub_windows, len(self._text_at), self._texts.width), dtype=np.int64)
+        # one count vector a sub-window: [rows, missing of each column, bins of each number, categories of each text]
+        k, wn, wt = len(self.columns), self._numbers.width, self._texts.width
+        self._bins_at = 1 + k
+        self._cats_at = self._bins_at + len(self._number_at) * wn
+        self._size = self._cats_at + len(self._text_at) * wt
+        self._counts = np.zeros((self.sub_windows, self._size), dtype=np.int64)
+        # what a one-row update reads: (column, edges or categories, where its counts start, its missing count)
+        self._number_plan = [(at, self._numbers.edges[j], self._bins_at + j * wn, 1 + at)
+                             for j, at in enumerate(self._number_at)]
+        self._text_plan = [(at, self._texts.index[j], self._cats_at + j * wt, len(self._texts.index[j]), 1 + at)
+                           for j, at in enumerate(self._text_at)]
+        self._other_plan = [(at, 1 + at) for at in self._other_at]
+        #: count indices of one-row updates not yet added to the current sub-window (one bincount per flush)
+        self._buffer: list[int] = []
         self._next_check = clock() + CHECK_EVERY
         self._last_warning = -math.inf
         self._metrics: Any = None
@@ -251,75 +263,72 @@ class DriftMonitor:
             metrics.attach_drift(self)
             self._metrics = metrics
 
+    def _flush(self) -> None:  # under the lock
+        if self._buffer:
+            self._counts[self._epoch % self.sub_windows] += np.bincount(self._buffer, minlength=self._size)
+            self._buffer.clear()
+
     def _slot(self, now: float) -> int:  # under the lock: the current sub-window, the ring moved on to it
         epoch = math.floor(now / self._slot_seconds)
-        if epoch != self._epoch:
+        if epoch > self._epoch:
+            self._flush()  # the buffer belongs to the sub-window it was counted in
             for step in range(self._epoch + 1, min(epoch, self._epoch + self.sub_windows) + 1):
-                at = step % self.sub_windows
-                self._rows[at] = 0
-                self._missing[at] = 0
-                self._bins[at] = 0
-                self._cats[at] = 0
-            self._epoch = max(epoch, self._epoch)
+                self._counts[step % self.sub_windows] = 0
+            self._epoch = epoch
         return self._epoch % self.sub_windows
 
     def observe_row(self, values: Sequence[Any]) -> None:
         """Count one served row: its looked-up values (None or NaN: missing), in ``columns`` order."""
         now = self.clock()
-        numbers, texts = self._numbers, self._texts
         with self._lock:
-            slot = self._slot(now)
-            self._rows[slot] += 1
-            missing, bins, cats = self._missing[slot], self._bins[slot], self._cats[slot]
-            for j, at in enumerate(self._number_at):
+            if math.floor(now / self._slot_seconds) > self._epoch:
+                self._slot(now)
+            add = self._buffer.append
+            add(0)
+            for at, edges, base, missing in self._number_plan:
+                value = values[at]
+                add(missing if value is None or value != value else base + bisect_left(edges, value))
+            for at, index, base, other, missing in self._text_plan:
+                value = values[at]
+                add(missing if value is None or value != value else base + index.get(value, other))
+            for at, missing in self._other_plan:  # the other columns: only whether missing
                 value = values[at]
                 if value is None or value != value:
-                    missing[at] += 1
-                else:
-                    bins[j, bisect_left(numbers.edges[j], value)] += 1
-            for j, at in enumerate(self._text_at):
-                value = values[at]
-                if value is None or value != value:
-                    missing[at] += 1
-                else:
-                    index = texts.index[j]
-                    cats[j, index.get(value, len(index))] += 1
-            for at in self._other_at:  # the other columns: only whether missing
-                value = values[at]
-                if value is None or value != value:
-                    missing[at] += 1
-        self._maybe_check(now)
+                    add(missing)
+            if len(self._buffer) >= 4096:
+                self._flush()
+        if now >= self._next_check:
+            self._maybe_check(now)
 
     def observe(self, columns: Mapping[str, Any], rows: int) -> None:
         """Count ``rows`` served rows: ``columns`` maps each output column to its looked-up values."""
         if not rows:
             return
         numbers, texts = self._numbers, self._texts
-        missing = np.zeros(len(self.columns), dtype=np.int64)
-        bins = np.zeros((len(self._number_at), numbers.width), dtype=np.int64)
-        cats = np.zeros((len(self._text_at), texts.width), dtype=np.int64)
+        delta = np.zeros(self._size, dtype=np.int64)
+        delta[0] = rows
         for j, at in enumerate(self._number_at):
             values = _floats(columns[self.columns[at]])
             present = values[~np.isnan(values)]
-            missing[at] = rows - len(present)
-            bins[j] = np.bincount(np.searchsorted(numbers.edges[j], present, side="left"), minlength=numbers.width)
+            delta[1 + at] = rows - len(present)
+            start = self._bins_at + j * numbers.width
+            delta[start:start + numbers.width] = np.bincount(np.searchsorted(numbers.edges[j], present, side="left"),
+                                                             minlength=numbers.width)
         for j, at in enumerate(self._text_at):
             values = pd.Series(columns[self.columns[at]], dtype=object)
             absent = values.isna().to_numpy()
-            missing[at] = int(absent.sum())
+            delta[1 + at] = int(absent.sum())
             codes = texts.lookup[j].get_indexer(values[~absent])
             codes[codes < 0] = len(texts.index[j])
-            cats[j] = np.bincount(codes, minlength=texts.width)
+            start = self._cats_at + j * texts.width
+            delta[start:start + texts.width] = np.bincount(codes, minlength=texts.width)
         for at in self._other_at:
-            missing[at] = int(pd.Series(columns[self.columns[at]], dtype=object).isna().sum())
+            delta[1 + at] = int(pd.Series(columns[self.columns[at]], dtype=object).isna().sum())
         now = self.clock()
         with self._lock:
-            slot = self._slot(now)
-            self._rows[slot] += rows
-            self._missing[slot] += missing
-            self._bins[slot] += bins
-            self._cats[slot] += cats
-        self._maybe_check(now)
+            self._counts[self._slot(now)] += delta
+        if now >= self._next_check:
+            self._maybe_check(now)
 
     # --- reading ---------------------------------------------------------------------------
     def report(self) -> dict[str, dict[str, Any]]:
@@ -332,10 +341,12 @@ class DriftMonitor:
         """
         with self._lock:
             self._slot(self.clock())  # forget what the window left behind
-            rows = int(self._rows.sum())
-            missing = self._missing.sum(axis=0)
-            bins = self._bins.sum(axis=0)
-            cats = self._cats.sum(axis=0)
+            self._flush()
+            total = self._counts.sum(axis=0)
+        rows = int(total[0])
+        missing = total[1:self._bins_at]
+        bins = total[self._bins_at:self._cats_at].reshape(len(self._number_at), self._numbers.width)
+        cats = total[self._cats_at:].reshape(len(self._text_at), self._texts.width)
         out: dict[str, dict[str, Any]] = {}
         for at, column in enumerate(self.columns):
             out[column] = {"rows": rows, "missing_rate": float(missing[at] / rows) if rows else 0.0,
@@ -356,7 +367,10 @@ class DriftMonitor:
 
     def _maybe_check(self, now: float) -> None:
         with self._lock:
-            if now < self._next_check or now - self._last_warning < self.warn_every:
+            if now < self._next_check:  # another thread looked meanwhile
+                return
+            if now - self._last_warning < self.warn_every:
+                self._next_check = self._last_warning + self.warn_every
                 return
             self._next_check = now + CHECK_EVERY
         shifted = self._shifted(self.report())

@@ -141,6 +141,22 @@ def test_the_window_forgets_traffic_older_than_it():
                                      "category_shift": None}
 
 
+def test_buffered_one_row_updates_land_in_the_sub_window_they_were_served_in():
+    clock = Clock()
+    stats = {"x": {"missing_rate": 0.0, "bins": {"edges": [0.0], "shares": [0.5, 0.5]}}}
+    monitor = DriftMonitor(["x"], {"x": "float"}, stats, window=60, sub_windows=6, clock=clock)
+    for i in range(5000):  # more than one buffer's worth
+        monitor.observe_row([-1.0 if i % 2 else None])
+    clock.now += 30
+    for _ in range(10):
+        monitor.observe_row([1.0])
+    assert monitor.report()["x"]["rows"] == 5010
+    clock.now += 35  # the first 5000 rows left the window
+    assert monitor.report()["x"] == {"rows": 10, "missing_rate": 0.0, "training_missing_rate": 0.0,
+                                     "psi": pytest.approx(psi(np.array([0, 10]), np.array([0.5, 0.5]))),
+                                     "category_shift": None}
+
+
 def test_one_row_and_batch_updates_count_the_same():
     stats = {"x": {"missing_rate": 0.1, "bins": {"edges": [0.0, 1.0], "shares": [0.2, 0.3, 0.5]}},
              "c": {"missing_rate": 0.0, "categories": {"a": 0.25, "b": 0.25}},
