@@ -30,11 +30,12 @@ _LAZY = {
     "write_namespace": "fs_augment.writer",
     "materialize": "fs_augment.writer",
     "train": "fs_augment.training",
+    "build_report": "fs_augment.report",
     "use": "fs_augment.connections",
 }
 _SUBMODULES = {"errors", "keys", "config", "recipe", "adapter", "augmenter", "stores", "cache", "monitoring",
                "writer", "loader", "cli", "demo", "mlflow", "training", "checks", "dtypes", "connections",
-               "backends"}
+               "backends", "report"}
 
 __all__ = ["__version__", *sorted(_LAZY)]
 

@@ -152,6 +152,15 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from fs_augment.report import write_report
+
+    _quiet_mlflow()
+    path = write_report(args.model_uri, args.output, env=args.env, config_dir=args.config_dir, sample=args.sample)
+    print(f"report written to {path}")
+    return 0
+
+
 def _config_show(args: argparse.Namespace) -> int:
     import yaml
 
@@ -262,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-staleness", type=_duration, default=None, metavar="DURATION",
                    help="fail a namespace whose newest offline row is older, e.g. 36h or 7d")
     p.set_defaults(handler=_check)
+
+    p = sub.add_parser("report", parents=[common, environment], help="an HTML report of a model's served features",
+                       description="Write one self-contained HTML page: the training statistics a logged model "
+                                   "carries against the features served online for a sample of entities "
+                                   "(distributions, missing rates, online/offline skew, freshness), worst first.")
+    p.add_argument("model_uri", help="a model logged by fs_augment.mlflow.log_model (runs:/..., models:/...)")
+    p.add_argument("--sample", type=_positive, default=1000, help="entities to sample (default: %(default)s)")
+    p.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default: %(default)s)")
+    p.set_defaults(handler=_report)
 
     p = sub.add_parser("config", parents=[common], help="show configuration",
                        description="Configuration commands.")

@@ -1,0 +1,140 @@
+"""``fs-augment report``: a logged model's training statistics against what is served, in one HTML page
+that a real headless Chromium renders without loading anything."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+
+import fs_augment.mlflow as fs_mlflow
+from fs_augment import FeatureStoreAugmenter, load_config, load_recipe
+from fs_augment.cli import main
+from fs_augment.demo import write_demo_data
+from fs_augment.loader import load_spine_for_recipe
+from fs_augment.report import build_report, distribution_shift
+from fs_augment.training import as_float
+from tests.support.browser import open_page
+
+pytestmark = pytest.mark.mlflow
+
+FEATURES = ["user_demographics:age", "user_demographics:country_code", "user_demographics:gender",
+            "user_purchase_summary:ltv", "user_purchase_summary:total_purchase_count",
+            "product_details:price", "product_details:category", "product_details:brand"]
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    """The demo project (embedded ``local`` store), a fitted pipeline logged to a sqlite tracking store."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("report")
+    project = write_demo_data(root / "demo", users=200, products=30, rows=800)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FS_AUGMENT_ENV", "local")
+        mp.setenv("FS_AUGMENT_CONFIG_DIR", str(project.config_dir))
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        recipe = load_recipe(project.recipe)
+        X, y = load_spine_for_recipe(recipe, load_config())
+        pipe = Pipeline([
+            ("features", FeatureStoreAugmenter(recipe, drop_entity_columns=True)),
+            ("encode", ColumnTransformer([
+                ("text", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                 make_column_selector(dtype_include=[object, "string"])),
+                ("numbers", FunctionTransformer(as_float, feature_names_out="one-to-one"),
+                 make_column_selector(dtype_exclude=[object, "string"]))])),
+            ("model", HistGradientBoostingClassifier(max_iter=5, random_state=0)),
+        ]).fit(X, y)
+        with mlflow.start_run():
+            info = fs_mlflow.log_model(pipe, "model", input_example=X.head(2))
+        yield {"uri": info.model_uri, "project": project, "root": root, "tracking": f"sqlite:///{root / 'mlflow.db'}"}
+
+
+@pytest.fixture
+def served(logged, monkeypatch):
+    monkeypatch.setenv("FS_AUGMENT_ENV", "local")
+    monkeypatch.setenv("FS_AUGMENT_CONFIG_DIR", str(logged["project"].config_dir))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", logged["tracking"])
+    return logged
+
+
+def sections(text: str) -> list[str]:
+    return re.findall(r'<section class="feature" id="([^"]+)"><h2>([^<]+) ', text)
+
+
+def test_the_report_has_a_summary_worst_first_and_a_chart_per_feature(served):
+    text = build_report(served["uri"], sample=150)
+    assert text.startswith("<!DOCTYPE html>")
+    assert [name for _, name in sections(text)] == FEATURES  # recipe order
+    assert text.count('<svg class="chart"') == len(FEATURES)
+    summary = text.split('<table class="summary">')[1].split("</table>")[0]
+    rows = re.findall(r"<tr[^>]*><td><a href=\"#[^\"]+\">([^<]+)</a>", summary)
+    assert sorted(rows) == sorted(FEATURES)
+    shifts = [float(s) if s != "–" else 0.0 for s in re.findall(r"<td>([0-9.]+|–)</td><td>[^<]*</td></tr>", summary)]
+    assert len(shifts) == len(FEATURES)
+    # nothing from elsewhere: no script, no link, no src; the policy forbids any load but data:
+    assert "<script" not in text and "<link" not in text and " src=" not in text
+    assert "default-src 'none'" in text
+
+
+def test_text_from_data_is_escaped(served, tmp_path):
+    from fs_augment.report import FeatureReport, render
+
+    evil = FeatureReport(feature="ns:<b>x</b>", output_name='ns__"x', kind="str",
+                         training={"missing_rate": 0.0, "top_values": {"<script>alert(1)</script>": 1.0}},
+                         served={"missing_rate": 0.5, "top_values": {"&amp;": 1.0}}, sampled=2)
+    text = render("runs:/<x>/model", "local", [evil], now=pd.Timestamp("2026-01-01", tz="UTC"))
+    assert "<script>" not in text and "<b>x</b>" not in text and "&amp;amp;" in text
+    assert "&lt;script&gt;" in text
+
+
+def test_distribution_shift_of_numbers_and_categories():
+    assert distribution_shift({"p05": 0, "p50": 5, "p95": 10}, {"p50": 5}, "float") == 0.0
+    assert distribution_shift({"top_values": {"a": 1.0}}, {"top_values": {"b": 1.0}}, "str") == 1.0
+    assert distribution_shift({"top_values": {}}, {"top_values": {"b": 1.0}}, "str") is None
+
+
+def test_bad_sample_is_an_error_naming_it(served):
+    with pytest.raises(ValueError, match="sample must be a positive integer"):
+        build_report(served["uri"], sample=0)
+
+
+def test_the_cli_writes_a_page_that_chromium_renders_without_loading_anything(served, tmp_path, capsys):
+    out = tmp_path / "report.html"
+    assert main(["report", served["uri"], "--sample", "150", "-o", str(out)]) == 0
+    assert f"report written to {out}" in capsys.readouterr().out
+    url = out.as_uri()
+    with open_page(url) as page:
+        charts = page.evaluate("document.querySelectorAll('section.feature svg.chart').length")
+        drawn = page.evaluate("[...document.querySelectorAll('svg.chart')]"
+                              ".filter(s => s.getBoundingClientRect().width > 100 && "
+                              "s.querySelectorAll('rect').length > 0).length")
+        titles = page.evaluate("[...document.querySelectorAll('section.feature h2')]"
+                               ".map(h => h.firstChild.textContent.trim())")
+        rows = page.evaluate("document.querySelectorAll('table.summary tr').length")
+        shot = page.screenshot(tmp_path / "report.png")
+        requested, failed, messages = page.requested_urls(), page.failed_loads(), page.messages()
+    assert charts == drawn == len(FEATURES)
+    assert titles == FEATURES
+    assert rows == len(FEATURES) + 1
+    assert [u for u in requested if u != url and not u.startswith("data:")] == []
+    assert failed == []
+    assert [m for m in messages if m.get("level") in ("error", "warning") or "exceptionDetails" in m] == []
+    assert shot.stat().st_size > 10_000 and Path(shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_browser_check_sees_a_blocked_load(tmp_path):
+    """The check above is not vacuous: a page that tries to load a stylesheet is caught."""
+    page_file = tmp_path / "bad.html"
+    page_file.write_text('<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" '
+                         "content=\"default-src 'none'\"><link rel=\"stylesheet\" href=\"http://127.0.0.1:9/x.css\">"
+                         "</head><body>x</body></html>")
+    with open_page(page_file.as_uri()) as page:
+        blocked = page.failed_loads() + page.messages()
+    assert blocked
