@@ -32,10 +32,12 @@ _LAZY = {
     "train": "fs_augment.training",
     "build_report": "fs_augment.report",
     "use": "fs_augment.connections",
+    "check_skew": "fs_augment.skew",
+    "SpineQuery": "fs_augment.spine_query",
 }
 _SUBMODULES = {"errors", "keys", "config", "recipe", "adapter", "augmenter", "stores", "cache", "monitoring",
-               "writer", "loader", "cli", "demo", "mlflow", "training", "checks", "dtypes", "connections",
-               "backends", "report"}
+               "writer", "loader", "cli", "demo", "mlflow", "training", "checks", "skew", "dtypes", "connections",
+               "backends", "spine_query", "report"}
 
 __all__ = ["__version__", *sorted(_LAZY)]
 

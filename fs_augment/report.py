@@ -145,13 +145,9 @@ def _event_ages(adapter: Any, group: FeatureGroup, spine: pd.DataFrame, now: pd.
 
 
 def _skew_rows(recipe: Any, env: str | None, config_dir: Any, sample: int, seed: int) -> dict[str, dict[str, Any]]:
-    """``check_skew``'s rows by feature; empty where this version has no ``check_skew``."""
-    import fs_augment
+    """``check_skew``'s rows by feature."""
+    from fs_augment.skew import check_skew
 
-    try:
-        check_skew = fs_augment.check_skew
-    except AttributeError:
-        return {}
     frame = check_skew(recipe, env=env, config_dir=config_dir, sample=sample, seed=seed)
     return {str(row["feature"]): dict(row) for row in frame.to_dict("records")}
 
