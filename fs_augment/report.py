@@ -5,8 +5,9 @@ that the offline store of the serving environment has, looks their features up *
 the model's own recipe (``max_age`` applied, as a served model applies it) and sets, feature by
 feature, the training statistics the model carries (``feature_stats_``) beside the served values:
 
-* a summary table at the top, worst first (online/offline skew, change of the missing rate,
-  distribution shift, stale entities);
+* a summary table at the top, worst first: features whose online and offline values disagree
+  (by mismatch rate), then by the largest of the change of the missing rate, the distribution shift
+  and the share of stale entities;
 * a section per feature with a chart (inline SVG): for numbers the training and served quantiles
   (p05 to p95 box, median, min and max) on one axis; for text the shares of the top categories;
 * the missing rates, the online/offline skew of :func:`fs_augment.check_skew` when it is available,
@@ -33,7 +34,7 @@ from fs_augment.errors import FeatureNotFoundError, FsAugmentError
 from fs_augment.keys import TIMESTAMP_COLUMN, entity_texts, parse_event_time
 from fs_augment.recipe import FeatureGroup
 
-__all__ = ["FeatureReport", "build_report", "collect", "render", "write_report"]
+__all__ = ["FeatureReport", "build_report", "collect", "distribution_shift", "render", "write_report"]
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _TRAIN_COLOUR, _SERVED_COLOUR = "#4c72b0", "#dd8452"
@@ -74,12 +75,20 @@ class FeatureReport:
         return (self.stale or 0) / self.with_time
 
     @property
+    def mismatch_rate(self) -> float:
+        """The online/offline mismatch rate of :func:`fs_augment.check_skew` (0 where not measured)."""
+        return float(self.skew.get("mismatch_rate") or 0.0) if self.skew is not None else 0.0
+
+    @property
     def severity(self) -> float:
-        """What orders the summary: the largest of skew, missing-rate change, shift and stale share."""
-        parts = [abs(self.missing_shift), min(self.shift or 0.0, 1.0), self.stale_rate or 0.0]
-        if self.skew is not None:
-            parts.append(float(self.skew.get("mismatch_rate") or 0.0))
-        return max(parts)
+        """The largest of skew, missing-rate change, shift (capped at 1) and stale share."""
+        return max(self.mismatch_rate, abs(self.missing_shift), min(self.shift or 0.0, 1.0), self.stale_rate or 0.0)
+
+    @property
+    def order(self) -> tuple[float, float]:
+        """What orders the summary, worst first: online/offline disagreement (the store contradicts itself),
+        then :attr:`severity`."""
+        return self.mismatch_rate, self.severity
 
 
 def distribution_shift(training: Mapping[str, Any], served: Mapping[str, Any], kind: str) -> float | None:
@@ -324,7 +333,7 @@ def _summary_table(reports: Sequence[FeatureReport]) -> str:
     head = ("<tr><th>feature</th><th>kind</th><th>missing (training)</th><th>missing (served)</th>"
             "<th>online/offline mismatch</th><th>shift</th><th>stale (max_age)</th></tr>")
     rows = []
-    for r in sorted(reports, key=lambda r: r.severity, reverse=True):
+    for r in sorted(reports, key=lambda r: r.order, reverse=True):
         mismatch = _rate(r.skew.get("mismatch_rate")) if r.skew is not None else "–"
         shift = "–" if r.shift is None else f"{r.shift:.3f}"
         flag = ' class="bad"' if r.severity > 0.1 else ""

@@ -138,3 +138,28 @@ def test_the_browser_check_sees_a_blocked_load(tmp_path):
     with open_page(page_file.as_uri()) as page:
         blocked = page.failed_loads() + page.messages()
     assert blocked
+
+
+def test_a_planted_disagreement_in_redis_is_the_first_row_of_the_summary(served, redis_client):
+    """The online store is Redis, filled by ``materialize``; a tenth of the users' ages then differ online."""
+    from fs_augment.keys import encode_value, feature_key
+    from fs_augment.writer import materialize
+    from tests.support.stores import redis_host_and_db
+
+    host, db = redis_host_and_db(redis_client)
+    config_dir = served["project"].config_dir
+    (config_dir / "redisenv.yaml").write_text(
+        f"feature_store:\n  provider: redis\n  connection_timeout: 2000\n  retry_attempts: 1\n"
+        f"  connection_info:\n    redis_host: '{host}'\n    redis_db: {db}\n    redis_mode: standalone\n")
+    materialize(served["project"].recipe, env="redisenv", config_dir=config_dir)
+    users = sorted(k.decode().rpartition(":")[2] for k in redis_client.scan_iter("user_demographics:age:*"))
+    for user in users[::10]:
+        redis_client.set(feature_key("user_demographics", "age", user), encode_value(150))
+    text = build_report(served["uri"], env="redisenv", sample=len(users))
+    summary = text.split('<table class="summary">')[1].split("</table>")[0]
+    first = re.findall(r"<tr[^>]*><td><a [^>]+>([^<]+)</a></td><td>[^<]*</td><td>[^<]*</td><td>[^<]*</td>"
+                       r"<td>([^<]*)</td>", summary)
+    assert first[0][0] == "user_demographics:age"
+    assert abs(float(first[0][1].rstrip("%")) / 100 - 0.1) < 0.02
+    assert all(rate == "0.0%" for _, rate in first[1:])
+    assert "environment redisenv" in text
