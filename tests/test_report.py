@@ -163,3 +163,25 @@ def test_a_planted_disagreement_in_redis_is_the_first_row_of_the_summary(served,
     assert abs(float(first[0][1].rstrip("%")) / 100 - 0.1) < 0.02
     assert all(rate == "0.0%" for _, rate in first[1:])
     assert "environment redisenv" in text
+
+
+def test_freshness_counts_entities_older_than_max_age_and_they_are_served_missing(served):
+    """Demo rows are years old: under a 30-day ``max_age`` every sampled user is stale online."""
+    from fs_augment.report import collect, render
+
+    project = served["project"]
+    recipe = {"augmenter": {"timestamp_column": "event_timestamp", "features": [
+        {"feature_namespace": "user_demographics", "features": ["age"], "max_age": "30d"},
+        {"feature_namespace": "product_details", "features": ["price"]}]}}
+    spine = pd.DataFrame({"user_id": ["user1", "user2", "user3"], "product_id": ["prod1", "prod2", "prod3"],
+                          "event_timestamp": pd.Timestamp("2030-01-01", tz="UTC")})
+    augmenter = FeatureStoreAugmenter(recipe, env="local", config_dir=project.config_dir).fit(spine)
+    age, price = collect(augmenter, sample=50)
+    assert age.max_age == 30 * 86400 and age.with_time == age.sampled == 50
+    assert age.stale_rate == 1.0 and age.served["missing_rate"] == 1.0
+    assert price.max_age is None and price.stale_rate is None and price.served["missing_rate"] == 0.0
+    text = render("runs:/r/model", "local", [price, age], now=pd.Timestamp.now(tz="UTC"))
+    assert "50 (100.0%) older than max_age 30.0d, served as missing" in text
+    assert sections(text)[0][1] == "product_details:price"  # sections keep the given order; the summary sorts
+    summary = text.split('<table class="summary">')[1]
+    assert summary.index("user_demographics:age") < summary.index("product_details:price")
