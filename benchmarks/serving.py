@@ -64,8 +64,15 @@ class _Server:
         self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
 
     def invoke(self, body: bytes) -> Any:
-        self.connection.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
-        response = self.connection.getresponse()
+        try:
+            self.connection.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+            response = self.connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # the server closes a keep-alive connection left idle for a few seconds: open a new one
+            self.connection.close()
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.connection.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+            response = self.connection.getresponse()
         data = response.read()
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status}: {data[:2000]!r}")
