@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,11 @@ from fs_augment.monitoring import LookupMetrics, MetricsPusher
 from fs_augment.plan import LookupPlan
 from fs_augment.recipe import FeatureGroup, parse_feature_specs
 from fs_augment.stores.base import FeatureRequest, OfflineStore, OnlineStore
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from fs_augment.config import Config
 
 __all__ = ["FeatureStoreAdapter"]
 
@@ -103,6 +108,9 @@ class FeatureStoreAdapter:
         values treated as missing when its event time (``{namespace}:event_timestamp:{entity}``) is
         more than ``max_age`` before this time; exactly ``max_age`` old still counts, no event time
         means no age. Stale answers are counted in ``metrics`` (``stale``, ``stale_by_namespace``).
+    config : Config, optional
+        The configuration the adapter was opened from (:func:`fs_augment.connect` passes it): where
+        the Loader SQL of a :class:`~fs_augment.SpineQuery` runs (its data lake).
 
     Examples
     --------
@@ -126,6 +134,7 @@ class FeatureStoreAdapter:
         metrics: LookupMetrics | None = None,
         pusher: MetricsPusher | None = None,
         clock: Callable[[], int] | None = None,
+        config: Config | None = None,
     ) -> None:
         if on_store_error not in ("raise", "default"):
             raise ValueError(f"on_store_error must be 'raise' or 'default', got {on_store_error!r}")
@@ -141,10 +150,13 @@ class FeatureStoreAdapter:
             self.metrics.attach_cache(self.cache)
         self.pusher = pusher
         self.clock: Callable[[], int] = clock if clock is not None else time.time_ns
+        self.config = config
         #: feature_specs lists parsed lately, newest first: (a deep copy of the list, its plan). A
         #: caller of the seed-level API passes the same specs on every call; == costs less than parsing.
         self._parsed: list[tuple[list[Any], LookupPlan]] = []
         self._parsed_lock = threading.Lock()
+        #: the online store's one-row reader of each plan served lately (see OnlineStore.row_reader)
+        self._row_readers: dict[LookupPlan, Callable[[Sequence[str]], list[Any]]] = {}
 
     # --- lifecycle -------------------------------------------------------
     def close(self) -> None:
@@ -296,6 +308,39 @@ class FeatureStoreAdapter:
         columns = self.entity_columns(spine, plan)
         return self._latest(columns, plan, online=online, verify=not online if verify is None else verify)
 
+    def joins_queries_of(self, data_lake_uri: str) -> bool:
+        """Whether the offline store joins Loader SQL of ``data_lake_uri`` in place (see :meth:`lookup_query`)."""
+        return self.offline is not None and self.offline.joins_queries_of(data_lake_uri)
+
+    def lookup_query(
+        self, sql: str, data_lake_uri: str, groups: Groups, timestamp_column: str,
+    ) -> tuple[pd.DataFrame, pa.Table]:
+        """The rows of a Loader SQL query and their point-in-time correct features, in one query.
+
+        The offline store runs the Loader SQL as a subquery of its point-in-time
+        join (:meth:`joins_queries_of` must be True): the spine is neither
+        downloaded nor uploaded; only the joined rows come back.
+
+        Returns
+        -------
+        tuple
+            The query's rows (DataFrame, RangeIndex) and their features, one
+            Arrow column ``"namespace:feature"`` a feature aligned with them
+            (:func:`fs_augment.stores._conversion.aligned_values` gives :meth:`lookup_columns`'s values).
+        """
+        if not self.joins_queries_of(data_lake_uri):
+            where = self.offline.describe() if self.offline is not None else "no offline store"
+            raise StoreError(f"environment {self.env!r} ({where}) cannot join Loader SQL of {data_lake_uri} "
+                             "in place: load the spine and look it up as a DataFrame")
+        assert self.offline is not None
+        start = time.perf_counter()
+        groups = self._plan_of(groups).groups
+        spine, values = self.offline.point_in_time_query(sql, data_lake_uri, groups, timestamp_column)
+        missing = sum(column.null_count for column in values.columns)
+        self.metrics.record("point_in_time", time.perf_counter() - start,
+                            values=len(spine) * sum(len(g.features) for g in groups), missing=missing)
+        return spine, values
+
     def lookup_texts(
         self,
         texts: Mapping[str, Sequence[str | None]],
@@ -440,14 +485,17 @@ class FeatureStoreAdapter:
     def _latest_row(self, texts: list[str | None], plan: LookupPlan, *, online: bool) -> list[Any]:
         """The latest values of one entity row (key text per entity column of ``plan``), flat in name order."""
         start = time.perf_counter()
-        requests = [FeatureRequest(namespace, features, [] if texts[at] is None else [texts[at]], column)
-                    for namespace, features, column, at in plan.requests]
-        fetched = self._fetch(requests, online=online)
+        if None in texts or (online and self.cache is not None):
+            requests = [FeatureRequest(namespace, features, [] if texts[at] is None else [texts[at]], column)
+                        for namespace, features, column, at in plan.requests]
+            read = [column[0] if column else None for result in self._fetch(requests, online=online)
+                    for column in result]
+        else:  # every entity known, no cache: the store's one-row reader, worked out once per plan
+            read = self._read_row(texts, plan, online=online)
         if plan.timed:
-            values, stale, unreadable = self._fresh_row(fetched, plan)
+            values, stale, unreadable = self._fresh_row(read, plan)
         else:
-            values = [column[0] if column else None for result in fetched for column in result]
-            stale = unreadable = None
+            values, stale, unreadable = read, None, None
         total = len(values)
         if None in texts:  # a namespace without entity: its features are missing, not looked up
             total -= sum(w for w, (_, _, _, at) in zip(plan.widths, plan.requests, strict=True) if texts[at] is None)
@@ -455,30 +503,43 @@ class FeatureStoreAdapter:
                      stale, unreadable)
         return values
 
-    def _fresh_row(self, fetched: list[list[list[Any]]], plan: LookupPlan
-                   ) -> tuple[list[Any], dict[str, int], dict[str, int]]:
-        """One row's values, flat in name order, with the namespaces older than their max_age missing."""
+    def _read_row(self, texts: list[str | None], plan: LookupPlan, *, online: bool) -> list[Any]:
+        reader = self._row_readers.get(plan)
+        if reader is None:
+            if len(self._row_readers) >= _MAX_PARSED:  # plans come from a few recipes; never grow without bound
+                self._row_readers.clear()
+            reader = self._row_readers[plan] = self.online.row_reader(plan.requests)
+        try:
+            return reader(texts)
+        except StoreUnavailableError as exc:
+            if online and self.on_store_error == "default":
+                self._degrade(exc)
+                return [None] * sum(len(features) for _, features, _, _ in plan.requests)
+            self.metrics.record_error("online" if online else "batch", exc)
+            raise
+        except StoreError as exc:
+            self.metrics.record_error("online" if online else "batch", exc)
+            raise
+
+    def _fresh_row(self, read: list[Any], plan: LookupPlan) -> tuple[list[Any], dict[str, int], dict[str, int]]:
+        """One row's values (``read``: flat, event times included) with the namespaces older than max_age missing."""
         now = self.clock()
         values: list[Any] = []
         stale: dict[str, int] = {}
         unreadable: dict[str, int] = {}
-        for group, result, limit in zip(plan.groups, fetched, plan.max_age_ns, strict=True):
+        at = 0
+        for group, width, limit in zip(plan.groups, plan.widths, plan.max_age_ns, strict=True):
             if limit is None:
-                values += [column[0] if column else None for column in result]
+                values += read[at:at + width]
+                at += width
                 continue
-            stamps = result[-1]
-            stamp = stamps[0] if stamps else None
-            if stamp is not None:
-                try:
-                    old = now - parse_event_time(stamp) > limit
-                except ValueError:  # unreadable: counted, and stale
-                    unreadable[group.namespace] = unreadable.get(group.namespace, 0) + 1
-                    old = True
-                if old:
-                    stale[group.namespace] = 1
-                    values += [None] * len(group.features)
-                    continue
-            values += [column[0] if column else None for column in result[:-1]]
+            stamp = read[at + width]
+            if stamp is not None and self._is_stale(stamp, limit, now, group.namespace, unreadable):
+                stale[group.namespace] = 1
+                values += [None] * width
+            else:
+                values += read[at:at + width]
+            at += width + 1
         return values, stale, unreadable
 
     def _is_stale(self, stamp: Any, limit: int, now: int, namespace: str, unreadable: dict[str, int]) -> bool:
@@ -525,13 +586,17 @@ class FeatureStoreAdapter:
 
     def _degraded(self, requests: list[FeatureRequest], exc: StoreUnavailableError) -> list[list[list[Any]]]:
         """Every value missing (the recipe's defaults apply), counted, and warned at most once a minute."""
+        self._degrade(exc)
+        return [[[None] * len(r.entities) for _ in r.features] for r in requests]
+
+    def _degrade(self, exc: StoreUnavailableError) -> None:
+        """Count a lookup answered with defaults; warn at most once a minute."""
         self.metrics.record_error("online", exc, degraded=True)
         now = time.monotonic()
         if now - self._last_degraded_warning >= DEGRADED_WARNING_INTERVAL:  # not one line a request
             self._last_degraded_warning = now
             logger.warning("online lookups answered with defaults while the store is down "
                            "(counted in metrics; this warning repeats at most once a minute): %s", exc)
-        return [[[None] * len(r.entities) for _ in r.features] for r in requests]
 
     def _remember(self, requests: list[FeatureRequest], result: list[list[list[Any]]]) -> None:
         assert self.cache is not None

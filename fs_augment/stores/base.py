@@ -19,7 +19,7 @@ the backends themselves are listed in :mod:`fs_augment.backends`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from fs_augment.errors import StoreError
@@ -30,7 +30,11 @@ if TYPE_CHECKING:
 
     from fs_augment.recipe import FeatureGroup
 
-__all__ = ["FeatureRequest", "OfflineStore", "OnlineStore"]
+__all__ = ["FeatureRequest", "OfflineStore", "OnlineStore", "RowShape"]
+
+#: Per namespace of a one-row lookup: ``(namespace, features, entity column, slot)``, where ``slot``
+#: is the position of the namespace's entity key in the texts the row reader is given.
+RowShape = Sequence[tuple[str, Sequence[str], str | None, int]]
 
 
 class FeatureRequest(NamedTuple):
@@ -90,6 +94,34 @@ class OnlineStore(_Closable, ABC):
         StoreUnavailableError
             The store could not be reached after the configured retries.
         """
+
+    def row_reader(self, shape: RowShape) -> Callable[[Sequence[str]], list[Any]]:
+        """A reader of one entity row in this ``shape``, worked out once and called per request.
+
+        The served request's path: the reader takes one entity key text per slot and returns
+        the decoded values flat, namespace by namespace and feature by feature (None where
+        absent), in one round trip. It reads what :meth:`fetch` would, with ``online=True``;
+        a backend may override it to skip the per-call bookkeeping of ``fetch``.
+
+        Parameters
+        ----------
+        shape : sequence of (namespace, features, entity column, slot)
+            What each namespace reads, and which of the texts keys it.
+
+        Returns
+        -------
+        callable
+            ``reader(texts) -> list``; raises what :meth:`fetch` raises.
+        """
+        requests = tuple((namespace, tuple(features), column, slot) for namespace, features, column, slot in shape)
+        fetch = self.fetch
+
+        def read(texts: Sequence[str]) -> list[Any]:
+            result = fetch([FeatureRequest(namespace, features, [texts[slot]], column)
+                            for namespace, features, column, slot in requests], online=True)
+            return [values[0] if values else None for per_request in result for values in per_request]
+
+        return read
 
     @abstractmethod
     def list_features(self, namespace: str) -> list[str]:
@@ -211,9 +243,77 @@ class OfflineStore(_Closable, ABC):
             The table cannot be read.
         """
 
+    def row_reader(self, shape: RowShape) -> Callable[[Sequence[str]], list[Any]]:
+        """A reader of one entity row in this ``shape``, worked out once and called per request.
+
+        The served request's path: the reader takes one entity key text per slot and returns
+        the decoded values flat, namespace by namespace and feature by feature (None where
+        absent), in one round trip. It reads what :meth:`fetch` would, with ``online=True``;
+        a backend may override it to skip the per-call bookkeeping of ``fetch``.
+
+        Parameters
+        ----------
+        shape : sequence of (namespace, features, entity column, slot)
+            What each namespace reads, and which of the texts keys it.
+
+        Returns
+        -------
+        callable
+            ``reader(texts) -> list``; raises what :meth:`fetch` raises.
+        """
+        requests = tuple((namespace, tuple(features), column, slot) for namespace, features, column, slot in shape)
+        fetch = self.fetch
+
+        def read(texts: Sequence[str]) -> list[Any]:
+            result = fetch([FeatureRequest(namespace, features, [texts[slot]], column)
+                            for namespace, features, column, slot in requests], online=True)
+            return [values[0] if values else None for per_request in result for values in per_request]
+
+        return read
+
     @abstractmethod
     def list_features(self, namespace: str) -> list[str]:
         """The feature columns of a namespace's table (raises FeatureNotFoundError if no table)."""
+
+    def joins_queries_of(self, data_lake_uri: str) -> bool:
+        """Whether :meth:`point_in_time_query` takes Loader SQL of ``data_lake_uri`` as its spine.
+
+        False unless a store says otherwise: the spine is then loaded and passed to :meth:`point_in_time`.
+        """
+        return False
+
+    def point_in_time_query(
+        self,
+        sql: str,
+        data_lake_uri: str,
+        groups: Sequence[FeatureGroup],
+        timestamp_column: str,
+    ) -> tuple[pd.DataFrame, pa.Table]:
+        """The rows of a Loader SQL query and their point-in-time correct features, in one query.
+
+        The query runs where the store's tables are, as a subquery of the join:
+        its rows never travel but once, joined.
+
+        Parameters
+        ----------
+        sql : str
+            The Loader SQL (the spine): the entity columns of ``groups`` and
+            ``timestamp_column``, and any other column.
+        data_lake_uri : str
+            Where the Loader SQL runs (:meth:`joins_queries_of` is True for it).
+        groups : sequence of FeatureGroup
+        timestamp_column : str
+
+        Returns
+        -------
+        tuple
+            The query's rows (a DataFrame with a RangeIndex) and their
+            features aligned with those rows, as Arrow: one column
+            ``"namespace:feature"`` a feature, null where :meth:`point_in_time`
+            gives a missing value (:func:`fs_augment.stores._conversion.aligned_values`
+            turns it into :meth:`point_in_time`'s arrays).
+        """
+        raise StoreError(f"the {self.describe()} cannot run Loader SQL of {data_lake_uri}: load the spine first")
 
     def describe(self) -> str:
         """Where the store is, for messages."""
