@@ -32,7 +32,8 @@ def by_position(column: Any, index: pd.Index) -> Any:
     """
     if isinstance(column, pd.Series):
         column = column.array
-    if pd.api.types.is_object_dtype(getattr(column, "dtype", None)):
+    dtype = getattr(column, "dtype", None)
+    if dtype is not None and pd.api.types.is_object_dtype(dtype):
         return pd.Series(np.asarray(column, dtype=object), index=index, dtype=object, copy=False)
     return column
 
@@ -57,7 +58,7 @@ class _Container(TransformerMixin):
     opted out, so ``pandas``/``polars`` output and the errors for unknown ones are scikit-learn's.
     """
 
-    def __init__(self, out: pd.DataFrame, names: Any) -> None:
+    def __init__(self, out: pd.DataFrame, names: Callable[[], np.ndarray]) -> None:
         self._out = out
         self._names = names
 
