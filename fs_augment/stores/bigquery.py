@@ -106,6 +106,7 @@ from fs_augment.stores.bigquery_sql import (
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
+    from pandas.api.typing import NaTType
 
     from fs_augment.config import Config
 
@@ -580,7 +581,7 @@ class BigQueryOfflineStore(OfflineStore):
             table = table.set_column(table.num_columns - 1, TIMESTAMP_COLUMN, column)
         return entity_column, table
 
-    def newest_timestamp(self, namespace: str) -> pd.Timestamp | None:
+    def newest_timestamp(self, namespace: str) -> pd.Timestamp | NaTType | None:
         """The newest ``event_timestamp`` of a namespace's table, in UTC (see :meth:`OfflineStore.newest_timestamp`)."""
         fields = {f.name: f for f in self._get_table(namespace).schema}
         if TIMESTAMP_COLUMN not in fields:

@@ -68,6 +68,8 @@ from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
 
 if TYPE_CHECKING:
+    from pandas.api.typing import NaTType
+
     from fs_augment.config import Config
 
 __all__ = ["ParquetOfflineStore", "open_parquet_store"]
@@ -521,7 +523,7 @@ class ParquetOfflineStore(OfflineStore):
             cursor.close()
         return entity, result
 
-    def newest_timestamp(self, namespace: str) -> pd.Timestamp | None:
+    def newest_timestamp(self, namespace: str) -> pd.Timestamp | NaTType | None:
         """The newest ``event_timestamp`` of a namespace, in UTC (see :meth:`OfflineStore.newest_timestamp`)."""
         import duckdb
 
