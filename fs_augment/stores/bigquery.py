@@ -158,13 +158,16 @@ def make_client(project: str, *, location: str | None = None, api_endpoint: str 
     other than Google's, such as a local emulator, which takes no credentials.
     """
     bq = require("google.cloud.bigquery", "bigquery")
+    client: bigquery.Client
     if api_endpoint is None:
-        return bq.Client(project=project, location=location)
+        client = bq.Client(project=project, location=location)
+        return client
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
 
-    return bq.Client(project=project, location=location, credentials=AnonymousCredentials(),
-                     client_options=ClientOptions(api_endpoint=api_endpoint))
+    client = bq.Client(project=project, location=location, credentials=AnonymousCredentials(),
+                       client_options=ClientOptions(api_endpoint=api_endpoint))
+    return client
 
 
 def _client_errors() -> tuple[type[BaseException], ...]:
@@ -554,7 +557,7 @@ class BigQueryOfflineStore(OfflineStore):
         missing values are floats.
         """
         _, table = self.latest_table(group.namespace, group.features, group.entity_column, with_time=True)
-        frame = table.to_pandas()
+        frame: pd.DataFrame = table.to_pandas()
         if TIMESTAMP_COLUMN in frame.columns:
             frame[TIMESTAMP_COLUMN] = pd.to_datetime(frame[TIMESTAMP_COLUMN].to_numpy(dtype="int64"), unit="ns",
                                                      utc=True)

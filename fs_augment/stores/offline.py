@@ -558,7 +558,7 @@ class ParquetOfflineStore(OfflineStore):
         (``datetime64[ns, UTC]``) holds each latest row's time.
         """
         _, table = self.latest_table(group.namespace, group.features, group.entity_column, with_time=True)
-        frame = table.to_pandas(types_mapper=_NULLABLE_INTS.get)
+        frame: pd.DataFrame = table.to_pandas(types_mapper=_NULLABLE_INTS.get)
         if TIMESTAMP_COLUMN in frame.columns:
             frame[TIMESTAMP_COLUMN] = pd.to_datetime(frame[TIMESTAMP_COLUMN].to_numpy(dtype="int64"), unit="ns",
                                                      utc=True)
