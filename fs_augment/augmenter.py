@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from fs_augment import dtypes
-from fs_augment._frames import as_pandas, by_position, in_container
+from fs_augment._frames import Frame, as_pandas, by_position, in_container
 from fs_augment._serving import NO_DEFAULT, Layout, column_arrays, transform_row
 from fs_augment.connections import get_adapter
 from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
@@ -26,6 +26,11 @@ from fs_augment.keys import entity_texts
 from fs_augment.plan import LookupPlan
 from fs_augment.recipe import Recipe, load_recipe
 from fs_augment.training_values import summarize, warn_about_training_values
+
+if TYPE_CHECKING:
+    from sklearn.utils import Tags
+
+    from fs_augment.adapter import FeatureStoreAdapter
 
 __all__ = ["MODE_VARIABLE", "FeatureStoreAugmenter"]
 
@@ -36,7 +41,8 @@ _MODES = ("auto", "batch", "online")
 ONLINE_MAX_ROWS = 1000
 
 
-class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+# scikit-learn has no hints, so mypy checks the keyword against object.__init_subclass__
+class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # type: ignore[call-arg]
     """Add the features a recipe declares, looked up in the environment's feature store.
 
     Parameters
@@ -156,7 +162,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self.nullable_dtypes = nullable_dtypes
 
     # --- scikit-learn API ---------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureStoreAugmenter:
+    def fit(self, X: Frame, y: Any = None) -> FeatureStoreAugmenter:
         """Read the recipe, do the training lookup and pin the output's names and dtypes.
 
         Parameters
@@ -174,7 +180,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self.fit_transform(X)
         return self
 
-    def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> pd.DataFrame:
+    def fit_transform(self, X: Frame, y: Any = None, **fit_params: Any) -> Frame:
         """Fit and return the augmented spine, with one lookup.
 
         A fit that fails leaves a fitted augmenter as it was before the call.
@@ -206,7 +212,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         except BaseException:
             for name in [k for k in vars(self) if k.endswith("_")]:
                 delattr(self, name)
-            vars(self).update(fitted)
+            self.__dict__.update(fitted)
             raise
         self.feature_stats_ = {
             name: {**summarize(out[name], self.feature_kinds_[name]),
@@ -215,7 +221,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         }
         return self._output(out, X)
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+    def transform(self, X: Frame) -> Frame:
         """Return ``X`` augmented with the recipe's features.
 
         The output keeps ``X``'s index and row order; its features have the
@@ -264,7 +270,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self._sklearn_output_config["transform"] = transform
         return self
 
-    def _output(self, out: pd.DataFrame, X: Any) -> Any:
+    def _output(self, out: pd.DataFrame, X: Any) -> Frame:
         """``out`` in the configured output container (``set_output``, else scikit-learn's ``transform_output``).
 
         The class opts out of scikit-learn's automatic wrapping of ``transform``
@@ -308,7 +314,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         check_is_fitted(self, "feature_columns_")
         return np.asarray(self._passthrough_columns_ + self.feature_columns_, dtype=object)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False
         tags.input_tags.string = True
@@ -438,7 +444,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             layout = self._layout_ = Layout(self)
         return layout
 
-    def _lookup(self, X: pd.DataFrame, *, online: bool, verify: bool = False, adapter: Any = None,
+    def _lookup(self, X: pd.DataFrame, *, online: bool, verify: bool = False,
+                adapter: FeatureStoreAdapter | None = None,
                 arrays: Mapping[str, Any] | None = None) -> dict[str, Any]:
         if adapter is None:
             adapter = get_adapter(self.env, self.config_dir)
