@@ -138,7 +138,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     def __init__(
         self,
-        recipe: Any,
+        recipe: str | os.PathLike[str] | Mapping[str, Any] | Recipe,
         *,
         env: str | None = None,
         config_dir: str | None = None,
