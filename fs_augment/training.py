@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,11 @@ from fs_augment.config import CONFIG_DIR_VARIABLE, ENV_VARIABLE, Config, load_co
 from fs_augment.connections import get_adapter, use
 from fs_augment.errors import RecipeError, SpineError
 from fs_augment.recipe import Recipe, load_recipe
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from fs_augment.adapter import FeatureStoreAdapter
 
 __all__ = ["TrainResult", "as_float", "build_estimator", "build_pipeline", "split", "train"]
 
@@ -346,6 +351,25 @@ def _commands(model_uri: str, tracking_uri: str, config: Config, example: pd.Dat
     return serve, curl
 
 
+def _load_training_spine(
+    recipe: Recipe, config: Config, adapter: FeatureStoreAdapter, data_lake: str,
+) -> tuple[pd.DataFrame, pd.Series | None, pa.Table | None]:
+    """The spine, the target and, when the offline store joined the Loader SQL in place, the features.
+
+    A point-in-time recipe whose Loader SQL runs where the offline store is (BigQuery and BigQuery)
+    is joined in one query (:func:`fs_augment.spine_query.run_spine_query`): the spine never
+    leaves the data lake. Otherwise the spine is loaded and the values are None.
+    """
+    from fs_augment.loader import split_target
+    from fs_augment.spine_query import SpineQuery, run_spine_query
+
+    assert recipe.loader is not None
+    frame, values = run_spine_query(SpineQuery(recipe.loader.sql, data_lake), adapter, recipe.groups,
+                                    recipe.timestamp_column, config)
+    X, y = split_target(frame, recipe)
+    return X, y, values
+
+
 def _check_target(y: pd.Series | None, source: str) -> pd.Series:
     if y is None:
         raise RecipeError(f"{source}: loader.target_column is not set: name the column the model learns")
@@ -429,6 +453,13 @@ def train(
         Any configuration, recipe, data lake or store problem, with a message
         naming what and where (see :mod:`fs_augment.errors`).
 
+    Notes
+    -----
+    With an ``augmenter.timestamp_column``, a ``bq://`` data lake and a BigQuery offline store,
+    the Loader SQL is joined point in time inside BigQuery as one query
+    (:class:`~fs_augment.SpineQuery`): the spine is neither downloaded nor uploaded, and the
+    split, the fit and the evaluation use the joined rows. ``--debug`` logs the query.
+
     Examples
     --------
     >>> from fs_augment.demo import write_demo_data
@@ -439,7 +470,8 @@ def train(
     """
     from sklearn.base import is_classifier
 
-    from fs_augment.loader import load_spine_for_recipe, resolve_data_lake_uri
+    from fs_augment.loader import resolve_data_lake_uri
+    from fs_augment.stores._conversion import aligned_values
 
     recipe = load_recipe(recipe_path)
     config = load_config(env, config_dir)
@@ -451,8 +483,9 @@ def train(
 
     steps = _Steps(["load spine", "look up features", "fit model", "evaluate", "log to MLflow"], progress)
     try:
+        adapter = get_adapter(config.env, config.config_dir)
         with steps.step("load spine"):
-            X, y = load_spine_for_recipe(recipe, config)
+            X, y, values = _load_training_spine(recipe, config, adapter, data_lake)
             y = _check_target(y, source)
         assert recipe.loader is not None
         random_state = recipe.evaluation.get("random_state", 0)
@@ -468,14 +501,22 @@ def train(
                              f"({y_train.iloc[0]!r}); the model needs at least two")
 
         pipeline = build_pipeline(recipe, estimator)
-        with use(get_adapter(config.env, config.config_dir)), _tracking(uri) as mlflow:
+        features = pipeline.named_steps["features"]
+        with use(adapter), _tracking(uri) as mlflow:
             with steps.step("look up features"):
-                augmented = pipeline.named_steps["features"].fit_transform(X_train)
-                train_missing = dict(pipeline.named_steps["features"].missing_rate_)
+                if values is None:
+                    augmented = features.fit_transform(X_train)
+                else:  # joined with the spine already: the rows' values, split as the rows are
+                    augmented = features._fit_transform_values(X_train, aligned_values(values, train_rows))
+                train_missing = dict(features.missing_rate_)
             with steps.step("fit model"):
                 pipeline[1:].fit(augmented, y_train)
             with steps.step("evaluate"):
-                metrics = _metrics(pipeline, X_test, y_test)
+                if values is None:
+                    metrics = _metrics(pipeline, X_test, y_test)
+                else:
+                    tested = features._transform_values(X_test, aligned_values(values, test_rows))
+                    metrics = _metrics(pipeline[1:], tested, y_test)
             with steps.step("log to MLflow"):
                 client = mlflow.MlflowClient()
                 found = client.get_experiment_by_name(experiment)
