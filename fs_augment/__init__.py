@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# A name added to _LAZY below goes in __all__ and here too (tests/test_public_names.py checks both).
 if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports these on first use
     from fs_augment import adapter as adapter
     from fs_augment import augmenter as augmenter
@@ -32,6 +33,8 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports t
     from fs_augment import mlflow as mlflow
     from fs_augment import monitoring as monitoring
     from fs_augment import recipe as recipe
+    from fs_augment import skew as skew
+    from fs_augment import spine_query as spine_query
     from fs_augment import stores as stores
     from fs_augment import training as training
     from fs_augment import writer as writer
@@ -41,6 +44,8 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports t
     from fs_augment.connections import connect, use
     from fs_augment.loader import load_spine
     from fs_augment.recipe import FeatureGroup, Recipe, load_recipe
+    from fs_augment.skew import check_skew
+    from fs_augment.spine_query import SpineQuery
     from fs_augment.training import train
     from fs_augment.writer import materialize, write_namespace
 
@@ -73,7 +78,9 @@ __all__ = [
     "FeatureStoreAdapter",
     "FeatureStoreAugmenter",
     "Recipe",
+    "SpineQuery",
     "__version__",
+    "check_skew",
     "connect",
     "load_config",
     "load_recipe",
