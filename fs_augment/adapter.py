@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,8 @@ DEGRADED_WARNING_INTERVAL = 60.0
 
 #: What the lookups take: a plan (the augmenter's, built once per recipe) or the groups themselves.
 Groups = LookupPlan | Sequence[FeatureGroup]
+#: What the public lookups take: the seed's feature-spec dicts, or groups as above.
+FeatureSpecs = Sequence[Mapping[str, Any]] | Groups
 
 
 #: max_age is remembered only as text ("7d"): == on numbers would take 1 for True
@@ -72,7 +74,8 @@ def to_utc(values: pd.Series, column: str) -> pd.Series:
             out = values.dt.tz_convert("UTC")
         else:
             out = pd.to_datetime(values, utc=True)
-        return out.astype("datetime64[ns, UTC]")
+        utc: pd.Series = out.astype("datetime64[ns, UTC]")
+        return utc
     except (ValueError, TypeError, OverflowError) as exc:  # OutOfBoundsDatetime is a ValueError
         raise SpineError(f"timestamp column {column!r} cannot be read as times: {exc}") from None
 
@@ -179,7 +182,7 @@ class FeatureStoreAdapter:
 
     # --- the contract's two calls -----------------------------------------
     def batch_get_features(
-        self, entity_spine: list[dict[str, Any]], feature_specs: list[dict[str, Any]]
+        self, entity_spine: list[dict[str, Any]], feature_specs: FeatureSpecs
     ) -> dict[str, dict[str, Any]]:
         """Latest features of many entities (CONTRACT 4.2).
 
@@ -234,7 +237,7 @@ class FeatureStoreAdapter:
         return result
 
     def online_get_features(
-        self, entity_keys: dict[str, Any], feature_specs: list[dict[str, Any]]
+        self, entity_keys: dict[str, Any], feature_specs: FeatureSpecs
     ) -> dict[str, Any]:
         """Latest features of one entity row, in one round trip (CONTRACT 4.3).
 
@@ -274,7 +277,7 @@ class FeatureStoreAdapter:
             if column not in spine.columns:
                 raise missing_entity_column(
                     column, list(spine.columns), [g.namespace for g in groups if g.entity_column == column])
-            series = spine[column]
+            series: pd.Series | pd.DataFrame = spine[column]  # a frame when the name is duplicated
             if isinstance(series, pd.DataFrame):
                 raise SpineError(f"the spine has more than one column named {column!r}")
             out[column] = entity_texts(series, column)
@@ -361,7 +364,7 @@ class FeatureStoreAdapter:
     def get_feature_frame(
         self,
         spine: pd.DataFrame,
-        feature_specs: list[dict[str, Any]],
+        feature_specs: FeatureSpecs,
         *,
         online: bool = False,
         timestamp_column: str | None = None,
@@ -436,7 +439,8 @@ class FeatureStoreAdapter:
                 codes_by_group.append(None)
                 no_entity.append(int(entity is None))
                 continue
-            codes, uniques = pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=True)
+            # pandas-stubs wants str items for dtype=object; None (no entity) is what the sentinel is for
+            codes, uniques = pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=True)  # type: ignore[arg-type]
             requests.append(FeatureRequest(namespace, features, uniques.tolist(), column))
             codes_by_group.append(codes)
             no_entity.append(int(np.count_nonzero(codes < 0)))
@@ -449,8 +453,8 @@ class FeatureStoreAdapter:
         now = self.clock() if plan.timed else 0
         stale: dict[str, int] = {}
         unreadable: dict[str, int] = {}
-        for group, codes, absent, result, limit in zip(plan.groups, codes_by_group, no_entity, fetched,
-                                                       plan.max_age_ns, strict=True):
+        for group, group_codes, absent, result, limit in zip(plan.groups, codes_by_group, no_entity, fetched,
+                                                             plan.max_age_ns, strict=True):
             old: list[int] = []
             if limit is not None:  # the last column read is the event time of each entity
                 stamps, result = result[-1], result[:-1]
@@ -467,14 +471,14 @@ class FeatureStoreAdapter:
                     values = list(values)
                     for at in old:
                         values[at] = None
-                if codes is None:
-                    column: Any = values if values else [None]
+                if group_codes is None:
+                    looked_up: Any = values if values else [None]
                 else:
                     lookup = np.empty(len(values) + 1, dtype=object)
                     lookup[:-1] = values
                     lookup[-1] = None
-                    column = lookup[codes]
-                out[name] = column
+                    looked_up = lookup[group_codes]
+                out[name] = looked_up
                 n_missing = (values.count(None) if type(values) is list else sum(v is None for v in values)) + absent
                 total += len(values)
                 missing += n_missing
@@ -486,12 +490,12 @@ class FeatureStoreAdapter:
         """The latest values of one entity row (key text per entity column of ``plan``), flat in name order."""
         start = time.perf_counter()
         if None in texts or (online and self.cache is not None):
-            requests = [FeatureRequest(namespace, features, [] if texts[at] is None else [texts[at]], column)
+            requests = [FeatureRequest(namespace, features, [] if (text := texts[at]) is None else [text], column)
                         for namespace, features, column, at in plan.requests]
             read = [column[0] if column else None for result in self._fetch(requests, online=online)
                     for column in result]
         else:  # every entity known, no cache: the store's one-row reader, worked out once per plan
-            read = self._read_row(texts, plan, online=online)
+            read = self._read_row(cast("list[str]", texts), plan, online=online)
         if plan.timed:
             values, stale, unreadable = self._fresh_row(read, plan)
         else:
@@ -503,7 +507,7 @@ class FeatureStoreAdapter:
                      stale, unreadable)
         return values
 
-    def _read_row(self, texts: list[str | None], plan: LookupPlan, *, online: bool) -> list[Any]:
+    def _read_row(self, texts: list[str], plan: LookupPlan, *, online: bool) -> list[Any]:
         reader = self._row_readers.get(plan)
         if reader is None:
             if len(self._row_readers) >= _MAX_PARSED:  # plans come from a few recipes; never grow without bound

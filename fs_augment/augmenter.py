@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from fs_augment import dtypes
-from fs_augment._frames import as_pandas, by_position, in_container
+from fs_augment._frames import Frame, as_pandas, by_position, in_container
 from fs_augment._serving import NO_DEFAULT, Layout, column_arrays, transform_row
 from fs_augment.connections import get_adapter
 from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
@@ -30,6 +30,9 @@ from fs_augment.training_values import summarize, warn_about_training_values
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from sklearn.utils import Tags
+
+    from fs_augment.adapter import FeatureStoreAdapter
 
 __all__ = ["MODE_VARIABLE", "FeatureStoreAugmenter"]
 
@@ -40,16 +43,15 @@ _MODES = ("auto", "batch", "online")
 ONLINE_MAX_ROWS = 1000
 
 
-def _aligned(table: pa.Table | None) -> dict[str, Any] | None:
-    """The feature values of a spine joined in place (None: not joined)."""
-    if table is None:
-        return None
+def _aligned(table: pa.Table) -> dict[str, Any]:
+    """The feature values of a spine joined in place."""
     from fs_augment.stores._conversion import aligned_values  # pyarrow: only for spine queries
 
     return aligned_values(table)
 
 
-class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+# scikit-learn has no hints, so mypy checks the keyword against object.__init_subclass__
+class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # type: ignore[call-arg]
     """Add the features a recipe declares, looked up in the environment's feature store.
 
     Parameters
@@ -145,7 +147,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     def __init__(
         self,
-        recipe: Any,
+        recipe: str | os.PathLike[str] | Mapping[str, Any] | Recipe,
         *,
         env: str | None = None,
         config_dir: str | None = None,
@@ -169,7 +171,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self.nullable_dtypes = nullable_dtypes
 
     # --- scikit-learn API ---------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureStoreAugmenter:
+    def fit(self, X: Frame | SpineQuery, y: Any = None) -> FeatureStoreAugmenter:
         """Read the recipe, do the training lookup and pin the output's names and dtypes.
 
         Parameters
@@ -189,7 +191,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self.fit_transform(X)
         return self
 
-    def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> pd.DataFrame:
+    def fit_transform(self, X: Frame | SpineQuery, y: Any = None, **fit_params: Any) -> Frame:
         """Fit and return the augmented spine, with one lookup.
 
         A fit that fails leaves a fitted augmenter as it was before the call.
@@ -215,10 +217,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         values = None
         if isinstance(X, SpineQuery):
             X, table = self._run_spine_query(X, load_recipe(self.recipe))
-            values = _aligned(table)
+            values = None if table is None else _aligned(table)
         return self._fit_transform_values(as_pandas(X), values)
 
-    def _fit_transform_values(self, X: pd.DataFrame, values: Mapping[str, Any] | None) -> pd.DataFrame:
+    def _fit_transform_values(self, X: pd.DataFrame, values: Mapping[str, Any] | None) -> Frame:
         """:meth:`fit_transform` of a spine whose feature values were looked up already (None: look them up)."""
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_")}
         try:
@@ -228,7 +230,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         except BaseException:
             for name in [k for k in vars(self) if k.endswith("_")]:
                 delattr(self, name)
-            vars(self).update(fitted)
+            self.__dict__.update(fitted)
             raise
         self.feature_stats_ = {
             name: {**summarize(out[name], self.feature_kinds_[name]),
@@ -237,7 +239,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         }
         return self._output(out, X)
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+    def transform(self, X: Frame | SpineQuery) -> Frame:
         """Return ``X`` augmented with the recipe's features.
 
         The output keeps ``X``'s index and row order; its features have the
@@ -271,7 +273,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             out = self._assemble(X, values, adapter=adapter, arrays=arrays)[0]
         return self._output(out, X)
 
-    def _transform_values(self, X: pd.DataFrame, values: Mapping[str, Any]) -> Any:
+    def _transform_values(self, X: pd.DataFrame, values: Mapping[str, Any]) -> Frame:
         """:meth:`transform` of a spine whose feature values were looked up already."""
         arrays = self._input_arrays(X)
         adapter = get_adapter(self.env, self.config_dir)
@@ -307,7 +309,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self._sklearn_output_config["transform"] = transform
         return self
 
-    def _output(self, out: pd.DataFrame, X: Any) -> Any:
+    def _output(self, out: pd.DataFrame, X: Any) -> Frame:
         """``out`` in the configured output container (``set_output``, else scikit-learn's ``transform_output``).
 
         The class opts out of scikit-learn's automatic wrapping of ``transform``
@@ -351,7 +353,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         check_is_fitted(self, "feature_columns_")
         return np.asarray(self._passthrough_columns_ + self.feature_columns_, dtype=object)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False
         tags.input_tags.string = True
@@ -482,7 +484,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             layout = self._layout_ = Layout(self)
         return layout
 
-    def _lookup(self, X: pd.DataFrame, *, online: bool, verify: bool = False, adapter: Any = None,
+    def _lookup(self, X: pd.DataFrame, *, online: bool, verify: bool = False,
+                adapter: FeatureStoreAdapter | None = None,
                 arrays: Mapping[str, Any] | None = None) -> dict[str, Any]:
         if adapter is None:
             adapter = get_adapter(self.env, self.config_dir)

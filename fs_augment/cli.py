@@ -141,9 +141,10 @@ def _skew(args: argparse.Namespace) -> int:
     from fs_augment.skew import check_skew
 
     table = check_skew(args.recipe, env=args.env, config_dir=args.config_dir, sample=args.sample)
+    records: list[Any] = list(table.itertuples(index=False))  # named tuples of the SKEW_COLUMNS
     rows = [[r.feature, r.sampled, r.compared, r.mismatched, r.missing_online, r.lagging,
              "-" if r.mismatch_rate != r.mismatch_rate else f"{r.mismatch_rate:.4f}", ", ".join(r.examples)]
-            for r in table.itertuples(index=False)]
+            for r in records]
     print(format_table(["feature", "sampled", "compared", "mismatched", "missing online", "lagging",
                         "mismatch rate", "examples"], rows))
     over = table[table["mismatch_rate"] > args.max_skew]

@@ -54,7 +54,8 @@ def open_online_store(config: Config, offline: OfflineStore | None = None) -> On
     if backend is None:
         raise ConfigError(f"environment {config.env!r}: unknown feature_store.provider {provider!r}; "
                           f"providers: {', '.join(sorted(ONLINE_PROVIDERS))}")
-    return backend.load_factory()(config, offline)
+    store: OnlineStore = backend.load_factory()(config, offline)
+    return store
 
 
 def open_offline_store(config: Config) -> OfflineStore | None:
@@ -67,7 +68,8 @@ def open_offline_store(config: Config) -> OfflineStore | None:
     except KeyError:
         raise ConfigError(f"environment {config.env!r}: feature_store.connection_info.offline_store_uri "
                           f"{uri!r} has no offline store backend") from None
-    return backend.load_factory()(config)
+    store: OfflineStore = backend.load_factory()(config)
+    return store
 
 
 def connect(

@@ -154,12 +154,14 @@ def parse_event_time(value: Any) -> int | None:
                 ns += int(extra.group(1)[6:9].ljust(3, "0"))
         return ns
     if kind is int:
-        return value * _NS
+        whole_seconds: int = value
+        return whole_seconds * _NS
     if kind is float:
-        if not math.isfinite(value):
+        seconds: float = value
+        if not math.isfinite(seconds):
             raise ValueError(f"{value!r} is not a finite number of seconds")
-        whole = math.floor(value)
-        return int(whole) * _NS + round((value - whole) * _NS)
+        whole = math.floor(seconds)
+        return whole * _NS + round((seconds - whole) * _NS)
     if value is None:
         return None
     raise ValueError(f"{value!r} of type {kind.__name__} is neither seconds since the epoch nor ISO 8601 text")
@@ -238,8 +240,11 @@ def entity_texts(values: pd.Series | np.ndarray | pd.api.extensions.ExtensionArr
     >>> entity_texts(pd.Series([1, 2, None], dtype="Int64"), "user_id")
     ['1', '2', None]
     """
-    if isinstance(getattr(values, "dtype", None), pd.StringDtype) and len(values) > 1:  # text or missing only
-        return values.to_numpy(dtype=object, na_value=None).tolist()
+    if (isinstance(values, pd.Series | pd.api.extensions.ExtensionArray) and isinstance(values.dtype, pd.StringDtype)
+            and len(values) > 1):  # text or missing only
+        # pandas-stubs types na_value as a Scalar; pandas takes any value, None included
+        texts: list[str | None] = values.to_numpy(dtype=object, na_value=None).tolist()  # type: ignore[call-overload,arg-type]
+        return texts
     if isinstance(values, np.ndarray | pd.api.extensions.ExtensionArray):  # a column's array, no Series around it
         if values.dtype.kind == "O":  # object, str, string, categorical: value by value, as a Series would
             if len(values) == 1:
@@ -376,8 +381,9 @@ _LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
 def _maybe_lossy(value: Any, raw: bytes | str) -> bool:
     if not isinstance(value, float | list):
         return False
-    pattern = _LONG_DIGITS if isinstance(raw, str) else _LONG_DIGITS_BYTES
-    return pattern.search(raw) is not None
+    if isinstance(raw, str):
+        return _LONG_DIGITS.search(raw) is not None
+    return _LONG_DIGITS_BYTES.search(raw) is not None
 
 
 def _decode_text(raw: bytes | str) -> Any:

@@ -66,9 +66,11 @@ _WHEELS_FOLDER = "artifacts/wheels"
 _PREDICT_METHODS = ("predict", "predict_proba", "transform")
 _LOOKUP_MODES = ("online", "batch", "auto")
 
-mlflow = require("mlflow", "mlflow")
+require("mlflow", "mlflow")  # else an error that names the extra to install
+import mlflow  # noqa: E402
 from mlflow.models import ModelSignature  # noqa: E402
-from mlflow.types.schema import AnyType, ColSpec, DataType, ParamSchema, ParamSpec, Schema  # noqa: E402
+from mlflow.pyfunc import PythonModel  # noqa: E402
+from mlflow.types.schema import AnyType, ColSpec, DataType, ParamSchema, ParamSpec, Schema, TensorSpec  # noqa: E402
 
 #: kind of an input column at fit (fs_augment.dtypes.input_kind) -> its type in the model's signature
 _SIGNATURE_TYPES = {"str": "string", "int": "long", "float": "double", "bool": "boolean"}
@@ -128,7 +130,7 @@ def set_lookup_mode(estimator: Any, mode: str) -> None:
         augmenter.set_params(mode=mode)
 
 
-class AugmentedModel(mlflow.pyfunc.PythonModel):
+class AugmentedModel(PythonModel):
     """The pyfunc model: a fitted pipeline whose augmenters look features up online.
 
     ``model_config`` keys: ``lookup_mode`` (``online`` by default, ``batch``
@@ -227,7 +229,7 @@ def _input_schema(augmenters: list[Any]) -> Schema:
         for column in augmenter.feature_names_in_:
             kinds.setdefault(str(column), set()).add(seen.get(column, "object"))
     times = {a.recipe_.timestamp_column for a in augmenters if a.recipe_.timestamp_column}
-    columns = []
+    columns: list[ColSpec | TensorSpec] = []
     for column, seen in kinds.items():
         kind = next(iter(seen)) if len(seen) == 1 and column not in times else "object"
         type_ = DataType[_SIGNATURE_TYPES[kind]] if kind in _SIGNATURE_TYPES else AnyType()

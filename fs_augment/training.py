@@ -306,7 +306,8 @@ def _tracking(uri: str) -> Iterator[Any]:
     try:
         yield mlflow
     finally:
-        mlflow.set_tracking_uri(previous)
+        # mlflow hints str | Path, but its code takes None, which unsets the URI as it was before
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]
 
 
 def default_tracking_uri() -> str:

@@ -27,6 +27,7 @@ from fs_augment.errors import StoreError
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+    from pandas.api.typing import NaTType
 
     from fs_augment.recipe import FeatureGroup
 
@@ -226,12 +227,12 @@ class OfflineStore(_Closable, ABC):
         """
 
     @abstractmethod
-    def newest_timestamp(self, namespace: str) -> pd.Timestamp | None:
+    def newest_timestamp(self, namespace: str) -> pd.Timestamp | NaTType | None:
         """The newest ``event_timestamp`` of a namespace's table, in UTC.
 
         Returns
         -------
-        Timestamp or None
+        Timestamp, NaT or None
             None when the table has no ``event_timestamp`` column (its rows
             have no time); ``NaT`` when no row has one.
 
@@ -242,34 +243,6 @@ class OfflineStore(_Closable, ABC):
         StoreError
             The table cannot be read.
         """
-
-    def row_reader(self, shape: RowShape) -> Callable[[Sequence[str]], list[Any]]:
-        """A reader of one entity row in this ``shape``, worked out once and called per request.
-
-        The served request's path: the reader takes one entity key text per slot and returns
-        the decoded values flat, namespace by namespace and feature by feature (None where
-        absent), in one round trip. It reads what :meth:`fetch` would, with ``online=True``;
-        a backend may override it to skip the per-call bookkeeping of ``fetch``.
-
-        Parameters
-        ----------
-        shape : sequence of (namespace, features, entity column, slot)
-            What each namespace reads, and which of the texts keys it.
-
-        Returns
-        -------
-        callable
-            ``reader(texts) -> list``; raises what :meth:`fetch` raises.
-        """
-        requests = tuple((namespace, tuple(features), column, slot) for namespace, features, column, slot in shape)
-        fetch = self.fetch
-
-        def read(texts: Sequence[str]) -> list[Any]:
-            result = fetch([FeatureRequest(namespace, features, [texts[slot]], column)
-                            for namespace, features, column, slot in requests], online=True)
-            return [values[0] if values else None for per_request in result for values in per_request]
-
-        return read
 
     @abstractmethod
     def list_features(self, namespace: str) -> list[str]:

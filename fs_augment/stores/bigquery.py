@@ -108,6 +108,7 @@ from fs_augment.stores.bigquery_sql import (
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
+    from pandas.api.typing import NaTType
 
     from fs_augment.config import Config
 
@@ -159,13 +160,16 @@ def make_client(project: str, *, location: str | None = None, api_endpoint: str 
     other than Google's, such as a local emulator, which takes no credentials.
     """
     bq = require("google.cloud.bigquery", "bigquery")
+    client: bigquery.Client
     if api_endpoint is None:
-        return bq.Client(project=project, location=location)
+        client = bq.Client(project=project, location=location)
+        return client
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
 
-    return bq.Client(project=project, location=location, credentials=AnonymousCredentials(),
-                     client_options=ClientOptions(api_endpoint=api_endpoint))
+    client = bq.Client(project=project, location=location, credentials=AnonymousCredentials(),
+                       client_options=ClientOptions(api_endpoint=api_endpoint))
+    return client
 
 
 def _client_errors() -> tuple[type[BaseException], ...]:
@@ -656,7 +660,7 @@ class BigQueryOfflineStore(OfflineStore):
         missing values are floats.
         """
         _, table = self.latest_table(group.namespace, group.features, group.entity_column, with_time=True)
-        frame = table.to_pandas()
+        frame: pd.DataFrame = table.to_pandas()
         if TIMESTAMP_COLUMN in frame.columns:
             frame[TIMESTAMP_COLUMN] = pd.to_datetime(frame[TIMESTAMP_COLUMN].to_numpy(dtype="int64"), unit="ns",
                                                      utc=True)
@@ -683,7 +687,7 @@ class BigQueryOfflineStore(OfflineStore):
             table = table.set_column(table.num_columns - 1, TIMESTAMP_COLUMN, column)
         return entity_column, table
 
-    def newest_timestamp(self, namespace: str) -> pd.Timestamp | None:
+    def newest_timestamp(self, namespace: str) -> pd.Timestamp | NaTType | None:
         """The newest ``event_timestamp`` of a namespace's table, in UTC (see :meth:`OfflineStore.newest_timestamp`)."""
         fields = {f.name: f for f in self._get_table(namespace).schema}
         if TIMESTAMP_COLUMN not in fields:
@@ -931,7 +935,8 @@ def _loaded_frame(table: pa.Table) -> pd.DataFrame:
         import db_dtypes
 
         mapping.update({pa.date32(): db_dtypes.DateDtype(), pa.time64("us"): db_dtypes.TimeDtype()})
-    return table.to_pandas(types_mapper=mapping.get)
+    frame: pd.DataFrame = table.to_pandas(types_mapper=mapping.get)
+    return frame
 
 
 def open_bigquery_store(config: Config) -> BigQueryOfflineStore:

@@ -68,6 +68,8 @@ from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
 
 if TYPE_CHECKING:
+    from pandas.api.typing import NaTType
+
     from fs_augment.config import Config
 
 __all__ = ["ParquetOfflineStore", "open_parquet_store"]
@@ -521,7 +523,7 @@ class ParquetOfflineStore(OfflineStore):
             cursor.close()
         return entity, result
 
-    def newest_timestamp(self, namespace: str) -> pd.Timestamp | None:
+    def newest_timestamp(self, namespace: str) -> pd.Timestamp | NaTType | None:
         """The newest ``event_timestamp`` of a namespace, in UTC (see :meth:`OfflineStore.newest_timestamp`)."""
         import duckdb
 
@@ -556,7 +558,7 @@ class ParquetOfflineStore(OfflineStore):
         (``datetime64[ns, UTC]``) holds each latest row's time.
         """
         _, table = self.latest_table(group.namespace, group.features, group.entity_column, with_time=True)
-        frame = table.to_pandas(types_mapper=_NULLABLE_INTS.get)
+        frame: pd.DataFrame = table.to_pandas(types_mapper=_NULLABLE_INTS.get)
         if TIMESTAMP_COLUMN in frame.columns:
             frame[TIMESTAMP_COLUMN] = pd.to_datetime(frame[TIMESTAMP_COLUMN].to_numpy(dtype="int64"), unit="ns",
                                                      utc=True)
