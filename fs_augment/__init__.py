@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports t
     from fs_augment import mlflow as mlflow
     from fs_augment import monitoring as monitoring
     from fs_augment import recipe as recipe
+    from fs_augment import report as report
     from fs_augment import skew as skew
     from fs_augment import spine_query as spine_query
     from fs_augment import stores as stores
@@ -44,6 +45,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time __getattr__ imports t
     from fs_augment.connections import connect, use
     from fs_augment.loader import load_spine
     from fs_augment.recipe import FeatureGroup, Recipe, load_recipe
+    from fs_augment.report import build_report
     from fs_augment.skew import check_skew
     from fs_augment.spine_query import SpineQuery
     from fs_augment.training import train
@@ -81,6 +83,7 @@ __all__ = [
     "Recipe",
     "SpineQuery",
     "__version__",
+    "build_report",
     "check_skew",
     "connect",
     "load_config",

@@ -105,11 +105,11 @@ def distribution_shift(training: Mapping[str, Any], served: Mapping[str, Any], k
         if "p50" not in training or "p50" not in served:
             return None
         width = training["p95"] - training["p05"] or 1.0
-        return abs(served["p50"] - training["p50"]) / abs(width)
+        return float(abs(served["p50"] - training["p50"]) / abs(width))
     a, b = training.get("top_values"), served.get("top_values")
     if not a or not b:
         return None
-    return 0.5 * sum(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b))
+    return float(0.5 * sum(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b)))
 
 
 # --- collecting ---------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def _skew_rows(recipe: Any, env: str | None, config_dir: Any, sample: int, seed:
     from fs_augment.skew import check_skew
 
     frame = check_skew(recipe, env=env, config_dir=config_dir, sample=sample, seed=seed)
-    return {str(row["feature"]): dict(row) for row in frame.to_dict("records")}
+    return {str(row["feature"]): {str(k): v for k, v in row.items()} for row in frame.to_dict("records")}
 
 
 def collect(augmenter: Any, *, env: str | None = None, config_dir: str | os.PathLike[str] | None = None,
@@ -256,7 +256,7 @@ def _box_chart(report: FeatureReport) -> str:
     span = (high - low) or 1.0
 
     def x(v: float) -> float:
-        return left + (v - low) / span * (width - left - right)
+        return float(left + (v - low) / span * (width - left - right))
 
     for i, (label, s, colour) in enumerate(rows):
         y = 20 + i * row_h
