@@ -390,10 +390,11 @@ _CSP = content_security_policy(_STYLE)
 def render(model_uri: str, env: str, reports: Sequence[FeatureReport], *, now: pd.Timestamp) -> str:
     """The report page of ``reports`` (from :func:`collect`)."""
     title = f"fs_augment report: {model_uri}"
+    made = now.strftime("%Y-%m-%d %H:%M:%S %Z")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
             f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>"
-            f"<h1>{_e(title)}</h1><p>environment {_e(env)}, {_e(now.isoformat())}: training statistics logged with "
+            f"<h1>{_e(title)}</h1><p>environment {_e(env)}, {_e(made)}: training statistics logged with "
             f"the model against the features served online for a sample of the offline store's entities. "
             f"Worst first.</p>{_summary_table(reports)}{''.join(_section(r) for r in reports)}</body></html>")
 
