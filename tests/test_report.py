@@ -118,11 +118,15 @@ def test_the_cli_writes_a_page_that_chromium_renders_without_loading_anything(se
         titles = page.evaluate("[...document.querySelectorAll('section.feature h2')]"
                                ".map(h => h.firstChild.textContent.trim())")
         rows = page.evaluate("document.querySelectorAll('table.summary tr').length")
+        styled = page.evaluate("getComputedStyle(document.body).maxWidth")  # the style sheet applies by its hash
         shot = page.screenshot(tmp_path / "report.png")
         requested, failed, messages = page.requested_urls(), page.failed_loads(), page.messages()
     assert charts == drawn == len(FEATURES)
     assert titles == FEATURES
     assert rows == len(FEATURES) + 1
+    assert styled == "1150px"
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', out.read_text()).group(1)
+    assert "unsafe" not in policy and "'sha256-" in policy
     assert [u for u in requested if u != url and not u.startswith("data:")] == []
     assert failed == []
     assert [m for m in messages if m.get("level") in ("error", "warning") or "exceptionDetails" in m] == []
