@@ -22,7 +22,7 @@ from fs_augment._frames import as_pandas, by_position, in_container
 from fs_augment._serving import NO_DEFAULT, Layout, column_arrays, transform_row
 from fs_augment.connections import get_adapter
 from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
-from fs_augment.keys import entity_texts
+from fs_augment.keys import entity_texts, parse_as_of
 from fs_augment.plan import LookupPlan
 from fs_augment.recipe import Recipe, load_recipe
 from fs_augment.training_values import summarize, warn_about_training_values
@@ -71,6 +71,16 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         Pin int features to ``Int64`` and bool features to ``boolean`` (missing
         as ``pd.NA``) instead of ``float64`` (missing as NaN), which every
         scikit-learn estimator accepts.
+    as_of : datetime or str, optional
+        Read the offline store as it was at this time (a datetime, naive meaning
+        UTC, or ISO 8601 text), so that a training set can be rebuilt exactly
+        later: batch lookups ignore the feature rows created after it (created
+        is ``created_timestamp`` where the table has it and it is not null, else
+        ``event_timestamp``). Point-in-time lookups then use only rows created
+        by ``as_of``; batch lookups without a timestamp column read each
+        entity's latest row created by then from the offline store (not the
+        online store). Online lookups do not apply it: the online store holds
+        only the values of now. See :doc:`/point_in_time`.
 
     Attributes
     ----------
@@ -94,6 +104,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     fitted_env_ : str
         The environment the training lookup read (recorded, not used to choose
         where to read later).
+    as_of_ : Timestamp or None
+        ``as_of`` read as a UTC :class:`pandas.Timestamp` (None when unset); every
+        batch lookup of the fitted augmenter, fit and transform, reads the
+        offline store as of this time.
     missing_rate_ : dict
         Output feature name → fraction missing in the training lookup (before
         defaults). A transform changes no fitted state: its figures go to the
@@ -143,6 +157,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         max_missing_rate: float | None = None,
         on_missing: str = "warn",
         nullable_dtypes: bool = False,
+        as_of: Any = None,
     ) -> None:
         self.recipe = recipe
         self.env = env
@@ -154,6 +169,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self.max_missing_rate = max_missing_rate
         self.on_missing = on_missing
         self.nullable_dtypes = nullable_dtypes
+        self.as_of = as_of
 
     # --- scikit-learn API ---------------------------------------------------
     def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureStoreAugmenter:
@@ -338,6 +354,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     def _fit_lookup(self, X: pd.DataFrame) -> dict[str, Any]:
         self.__dict__.pop("_layout_", None)  # a refit pins a new output
         self._check_params()
+        self.as_of_ = None if self.as_of is None else parse_as_of(self.as_of, "as_of")
         recipe: Recipe = load_recipe(self.recipe)
         self.recipe_ = recipe
         X = self._check_frame(X, fitting=True)
@@ -447,10 +464,11 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         plan = self._layout().plan if arrays is not None else LookupPlan(recipe.groups)
         timestamp = recipe.timestamp_column
         use_time = not online and timestamp is not None and timestamp in X.columns
+        as_of = None if online else self.__dict__.get("as_of_")  # the online store has only the values of now
         online = online and len(X) <= ONLINE_MAX_ROWS
-        if arrays is None or use_time:
-            return adapter.lookup_columns(X, plan, online=online,
-                                          timestamp_column=timestamp if use_time else None, verify=verify)
+        if arrays is None or use_time or as_of is not None:
+            return adapter.lookup_columns(X, plan, online=online, timestamp_column=timestamp if use_time else None,
+                                          verify=verify, as_of=as_of)
         texts = {column: entity_texts(arrays[column], column) for column in plan.columns}
         return adapter.lookup_texts(texts, plan, online=online, verify=verify)
 

@@ -167,7 +167,7 @@ def spine_columns(groups: Sequence[TableSQL]) -> tuple[str, ...]:
     return ("row_id", *entities, "ts", *(("ts_rem",) if any(g.max_age for g in groups) else ()))
 
 
-def point_in_time_sql(groups: tuple[TableSQL, ...], spine: str) -> str:
+def point_in_time_sql(groups: tuple[TableSQL, ...], spine: str, *, as_of: bool = False, latest: bool = False) -> str:
     """The point-in-time query over ``groups``.
 
     Parameters
@@ -178,6 +178,14 @@ def point_in_time_sql(groups: tuple[TableSQL, ...], spine: str) -> str:
         Where the spine rows are: ``UNNEST(@spine)`` (an ``ARRAY<STRUCT>``
         parameter) or a quoted scratch table; its columns are
         :func:`spine_columns`.
+    as_of : bool
+        Ignore the rows created after the ``TIMESTAMP`` parameter ``@as_of``:
+        created is ``created_timestamp`` where the table has it and it is not
+        null, else ``event_timestamp``.
+    latest : bool
+        Give each spine row its entity's latest row whatever the row's time
+        (the spine's ``ts`` is then ``@as_of`` in every row, the time
+        ``max_age`` is measured from).
 
     Returns
     -------
@@ -194,21 +202,35 @@ def point_in_time_sql(groups: tuple[TableSQL, ...], spine: str) -> str:
     (True, True)
     """
     columns = ", ".join(f"s.{c}" for c in spine_columns(groups))
-    return f"WITH spine AS (SELECT {columns} FROM {spine} AS s),\n{_join_sql(groups)}"
+    return f"WITH spine AS (SELECT {columns} FROM {spine} AS s),\n{_join_sql(groups, as_of, latest)}"
+
+
+def _created_by(group: TableSQL, bound: str) -> str | None:
+    """The condition that row ``t`` was created at or before ``bound`` (None: nothing tells when it was)."""
+    if group.created is None:
+        return None if group.time is None else f"{group.time} <= {bound}"
+    if group.time is None:
+        return f"({group.created} IS NULL OR {group.created} <= {bound})"
+    return f"COALESCE({group.created}, {group.time}) <= {bound}"
 
 
 @lru_cache(maxsize=256)
-def _join_sql(groups: tuple[TableSQL, ...]) -> str:
+def _join_sql(groups: tuple[TableSQL, ...], as_of: bool = False, latest: bool = False) -> str:
     """Everything of :func:`point_in_time_sql` after the spine: generated once per set of groups."""
     ctes = []
     for i, group in enumerate(groups):
         conditions = [f"{group.entity} = s.{group.spine_entity}"]
-        if group.time is None:
+        if latest:
+            pass  # the entity's latest row, whatever the spine row's time
+        elif group.time is None:
             conditions.append("s.ts IS NOT NULL")
         else:
             conditions.append(f"{group.time} <= s.ts")
-        if group.created is not None:  # known by then: no leakage from later backfills
+        if group.created is not None and not latest:  # known by then: no leakage from later backfills
             conditions.append(f"({group.created} IS NULL OR {group.created} <= s.ts)")
+        created_by = _created_by(group, "@as_of") if as_of else None
+        if created_by is not None:
+            conditions.append(created_by)
         if group.max_age:
             conditions.append(
                 f"TIMESTAMP_DIFF(s.ts, {group.time}, MICROSECOND) "
