@@ -133,11 +133,12 @@ def test_batch_lookups_with_as_of_need_an_offline_store(make_config_dir, redis_c
 def test_train_logs_as_of_and_the_rebuilt_training_frame_is_identical(tmp_path, monkeypatch) -> None:
     import mlflow
 
+    import fs_augment.mlflow as fs_mlflow
     from fs_augment.config import load_config
     from fs_augment.demo import write_demo_data
     from fs_augment.loader import load_spine_for_recipe
     from fs_augment.recipe import load_recipe
-    from fs_augment.training import _model_inputs, split, train
+    from fs_augment.training import _model_inputs, _tracking, split, train
 
     project = write_demo_data(tmp_path / "demo", users=60, products=10, rows=200)
     data = yaml.safe_load(project.recipe.read_text())
@@ -145,17 +146,20 @@ def test_train_logs_as_of_and_the_rebuilt_training_frame_is_identical(tmp_path, 
     recipe_path = tmp_path / "latest.yaml"
     recipe_path.write_text(yaml.safe_dump(data))
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
     monkeypatch.setenv("FS_AUGMENT_ENV", "local")  # where the trained (unpinned) augmenter reads
     monkeypatch.setenv("FS_AUGMENT_CONFIG_DIR", str(project.config_dir))
 
     before = pd.Timestamp.now(tz="UTC")
-    result = train(recipe_path, env="local", config_dir=project.config_dir, progress=False)
+    # the tracking store passed, not set in MLFLOW_TRACKING_URI: no MLflow state outlives the test
+    result = train(recipe_path, env="local", config_dir=project.config_dir, tracking_uri=tracking, progress=False)
     logged = mlflow.MlflowClient(tracking).get_run(result.run_id).data.params["fs_augment.as_of"]
     assert logged == result.as_of and before <= pd.Timestamp(logged) <= pd.Timestamp.now(tz="UTC")
-    model_dir = Path(mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(tmp_path / "model")))
+    with _tracking(tracking):
+        model_dir = Path(mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(tmp_path / "model")))
+        loaded = fs_mlflow.load_model(result.model_uri, mode="batch").unwrap_python_model()
     manifest = json.loads(next(model_dir.rglob("feature_manifest.json")).read_text())
     assert [item["as_of"] for item in manifest["augmenters"]] == [logged]
+    assert [a.as_of_ for a in fs_mlflow.find_augmenters(loaded.pipeline)] == [None]  # it scores new data
 
     recipe = load_recipe(recipe_path)
     config = load_config("local", project.config_dir)
