@@ -145,6 +145,8 @@ class FeatureStoreAdapter:
         #: caller of the seed-level API passes the same specs on every call; == costs less than parsing.
         self._parsed: list[tuple[list[Any], LookupPlan]] = []
         self._parsed_lock = threading.Lock()
+        #: the online store's one-row reader of each plan served lately (see OnlineStore.row_reader)
+        self._row_readers: dict[LookupPlan, Callable[[Sequence[str]], list[Any]]] = {}
 
     # --- lifecycle -------------------------------------------------------
     def close(self) -> None:
@@ -453,14 +455,17 @@ class FeatureStoreAdapter:
     def _latest_row(self, texts: list[str | None], plan: LookupPlan, *, online: bool) -> list[Any]:
         """The latest values of one entity row (key text per entity column of ``plan``), flat in name order."""
         start = time.perf_counter()
-        requests = [FeatureRequest(namespace, features, [] if texts[at] is None else [texts[at]], column)
-                    for namespace, features, column, at in plan.requests]
-        fetched = self._fetch(requests, online=online)
+        if None in texts or (online and self.cache is not None):
+            requests = [FeatureRequest(namespace, features, [] if texts[at] is None else [texts[at]], column)
+                        for namespace, features, column, at in plan.requests]
+            read = [column[0] if column else None for result in self._fetch(requests, online=online)
+                    for column in result]
+        else:  # every entity known, no cache: the store's one-row reader, worked out once per plan
+            read = self._read_row(texts, plan, online=online)
         if plan.timed:
-            values, stale, unreadable = self._fresh_row(fetched, plan)
+            values, stale, unreadable = self._fresh_row(read, plan)
         else:
-            values = [column[0] if column else None for result in fetched for column in result]
-            stale = unreadable = None
+            values, stale, unreadable = read, None, None
         total = len(values)
         if None in texts:  # a namespace without entity: its features are missing, not looked up
             total -= sum(w for w, (_, _, _, at) in zip(plan.widths, plan.requests, strict=True) if texts[at] is None)
@@ -468,30 +473,43 @@ class FeatureStoreAdapter:
                      stale, unreadable)
         return values
 
-    def _fresh_row(self, fetched: list[list[list[Any]]], plan: LookupPlan
-                   ) -> tuple[list[Any], dict[str, int], dict[str, int]]:
-        """One row's values, flat in name order, with the namespaces older than their max_age missing."""
+    def _read_row(self, texts: list[str | None], plan: LookupPlan, *, online: bool) -> list[Any]:
+        reader = self._row_readers.get(plan)
+        if reader is None:
+            if len(self._row_readers) >= _MAX_PARSED:  # plans come from a few recipes; never grow without bound
+                self._row_readers.clear()
+            reader = self._row_readers[plan] = self.online.row_reader(plan.requests)
+        try:
+            return reader(texts)
+        except StoreUnavailableError as exc:
+            if online and self.on_store_error == "default":
+                self._degrade(exc)
+                return [None] * sum(len(features) for _, features, _, _ in plan.requests)
+            self.metrics.record_error("online" if online else "batch", exc)
+            raise
+        except StoreError as exc:
+            self.metrics.record_error("online" if online else "batch", exc)
+            raise
+
+    def _fresh_row(self, read: list[Any], plan: LookupPlan) -> tuple[list[Any], dict[str, int], dict[str, int]]:
+        """One row's values (``read``: flat, event times included) with the namespaces older than max_age missing."""
         now = self.clock()
         values: list[Any] = []
         stale: dict[str, int] = {}
         unreadable: dict[str, int] = {}
-        for group, result, limit in zip(plan.groups, fetched, plan.max_age_ns, strict=True):
+        at = 0
+        for group, width, limit in zip(plan.groups, plan.widths, plan.max_age_ns, strict=True):
             if limit is None:
-                values += [column[0] if column else None for column in result]
+                values += read[at:at + width]
+                at += width
                 continue
-            stamps = result[-1]
-            stamp = stamps[0] if stamps else None
-            if stamp is not None:
-                try:
-                    old = now - parse_event_time(stamp) > limit
-                except ValueError:  # unreadable: counted, and stale
-                    unreadable[group.namespace] = unreadable.get(group.namespace, 0) + 1
-                    old = True
-                if old:
-                    stale[group.namespace] = 1
-                    values += [None] * len(group.features)
-                    continue
-            values += [column[0] if column else None for column in result[:-1]]
+            stamp = read[at + width]
+            if stamp is not None and self._is_stale(stamp, limit, now, group.namespace, unreadable):
+                stale[group.namespace] = 1
+                values += [None] * width
+            else:
+                values += read[at:at + width]
+            at += width + 1
         return values, stale, unreadable
 
     def _is_stale(self, stamp: Any, limit: int, now: int, namespace: str, unreadable: dict[str, int]) -> bool:
@@ -538,13 +556,17 @@ class FeatureStoreAdapter:
 
     def _degraded(self, requests: list[FeatureRequest], exc: StoreUnavailableError) -> list[list[list[Any]]]:
         """Every value missing (the recipe's defaults apply), counted, and warned at most once a minute."""
+        self._degrade(exc)
+        return [[[None] * len(r.entities) for _ in r.features] for r in requests]
+
+    def _degrade(self, exc: StoreUnavailableError) -> None:
+        """Count a lookup answered with defaults; warn at most once a minute."""
         self.metrics.record_error("online", exc, degraded=True)
         now = time.monotonic()
         if now - self._last_degraded_warning >= DEGRADED_WARNING_INTERVAL:  # not one line a request
             self._last_degraded_warning = now
             logger.warning("online lookups answered with defaults while the store is down "
                            "(counted in metrics; this warning repeats at most once a minute): %s", exc)
-        return [[[None] * len(r.entities) for _ in r.features] for r in requests]
 
     def _remember(self, requests: list[FeatureRequest], result: list[list[list[Any]]]) -> None:
         assert self.cache is not None

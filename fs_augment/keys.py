@@ -115,7 +115,6 @@ def event_time_key(namespace: str, entity: str) -> str:
 
 _EPOCH = _dt.datetime(1970, 1, 1)
 _EPOCH_UTC = _EPOCH.replace(tzinfo=_dt.UTC)
-_MICROSECOND = _dt.timedelta(microseconds=1)
 _NS = 1_000_000_000
 _FRACTION = re.compile(r"[.,](\d{7,})")
 
@@ -145,7 +144,8 @@ def parse_event_time(value: Any) -> int | None:
             moment = _dt.datetime.fromisoformat(value)
         except ValueError:
             raise ValueError(f"{value!r} is not an ISO 8601 time") from None
-        ns = ((moment - (_EPOCH if moment.tzinfo is None else _EPOCH_UTC)) // _MICROSECOND) * 1000
+        since = moment - (_EPOCH if moment.tzinfo is None else _EPOCH_UTC)
+        ns = ((since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds) * 1000
         dot = value.find(".")
         if dot < 0:
             dot = value.find(",")

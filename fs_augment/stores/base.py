@@ -19,7 +19,7 @@ the backends themselves are listed in :mod:`fs_augment.backends`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from fs_augment.errors import StoreError
@@ -30,7 +30,11 @@ if TYPE_CHECKING:
 
     from fs_augment.recipe import FeatureGroup
 
-__all__ = ["FeatureRequest", "OfflineStore", "OnlineStore"]
+__all__ = ["FeatureRequest", "OfflineStore", "OnlineStore", "RowShape"]
+
+#: Per namespace of a one-row lookup: ``(namespace, features, entity column, slot)``, where ``slot``
+#: is the position of the namespace's entity key in the texts the row reader is given.
+RowShape = Sequence[tuple[str, Sequence[str], str | None, int]]
 
 
 class FeatureRequest(NamedTuple):
@@ -90,6 +94,34 @@ class OnlineStore(_Closable, ABC):
         StoreUnavailableError
             The store could not be reached after the configured retries.
         """
+
+    def row_reader(self, shape: RowShape) -> Callable[[Sequence[str]], list[Any]]:
+        """A reader of one entity row in this ``shape``, worked out once and called per request.
+
+        The served request's path: the reader takes one entity key text per slot and returns
+        the decoded values flat, namespace by namespace and feature by feature (None where
+        absent), in one round trip. It reads what :meth:`fetch` would, with ``online=True``;
+        a backend may override it to skip the per-call bookkeeping of ``fetch``.
+
+        Parameters
+        ----------
+        shape : sequence of (namespace, features, entity column, slot)
+            What each namespace reads, and which of the texts keys it.
+
+        Returns
+        -------
+        callable
+            ``reader(texts) -> list``; raises what :meth:`fetch` raises.
+        """
+        requests = tuple((namespace, tuple(features), column, slot) for namespace, features, column, slot in shape)
+        fetch = self.fetch
+
+        def read(texts: Sequence[str]) -> list[Any]:
+            result = fetch([FeatureRequest(namespace, features, [texts[slot]], column)
+                            for namespace, features, column, slot in requests], online=True)
+            return [values[0] if values else None for per_request in result for values in per_request]
+
+        return read
 
     @abstractmethod
     def list_features(self, namespace: str) -> list[str]:
@@ -228,6 +260,34 @@ class OfflineStore(_Closable, ABC):
         StoreError
             The table cannot be read.
         """
+
+    def row_reader(self, shape: RowShape) -> Callable[[Sequence[str]], list[Any]]:
+        """A reader of one entity row in this ``shape``, worked out once and called per request.
+
+        The served request's path: the reader takes one entity key text per slot and returns
+        the decoded values flat, namespace by namespace and feature by feature (None where
+        absent), in one round trip. It reads what :meth:`fetch` would, with ``online=True``;
+        a backend may override it to skip the per-call bookkeeping of ``fetch``.
+
+        Parameters
+        ----------
+        shape : sequence of (namespace, features, entity column, slot)
+            What each namespace reads, and which of the texts keys it.
+
+        Returns
+        -------
+        callable
+            ``reader(texts) -> list``; raises what :meth:`fetch` raises.
+        """
+        requests = tuple((namespace, tuple(features), column, slot) for namespace, features, column, slot in shape)
+        fetch = self.fetch
+
+        def read(texts: Sequence[str]) -> list[Any]:
+            result = fetch([FeatureRequest(namespace, features, [texts[slot]], column)
+                            for namespace, features, column, slot in requests], online=True)
+            return [values[0] if values else None for per_request in result for values in per_request]
+
+        return read
 
     @abstractmethod
     def list_features(self, namespace: str) -> list[str]:

@@ -341,3 +341,20 @@ def test_the_event_time_is_no_feature(store: StoreHarness) -> None:
         store.adapter.batch_get_features([{"user_id": "old"}], [{"namespace": "user_demographics",
                                                                  "features": ["agee"]}])
     assert "age, country_code" in str(info.value) and "event_timestamp" not in str(info.value)
+
+
+def test_the_row_reader_reads_what_fetch_reads(store: StoreHarness) -> None:
+    """The served request's one-row reader (OnlineStore.row_reader) answers as fetch does, flat."""
+    from fs_augment.stores.base import FeatureRequest
+
+    store.write_seed()
+    shape = [("user_demographics", ("age", "country_code"), "user_id", 0),
+             ("product_details", ("price",), "product_id", 1),
+             ("user_purchase_summary", ("ltv",), "user_id", 0)]
+    reader = store.adapter.online.row_reader(shape)
+    for texts in (["user123", "product456"], ["nobody", "product456"], ["user123", "none"]):
+        fetched = store.adapter.online.fetch(
+            [FeatureRequest(namespace, features, [texts[slot]], column) for namespace, features, column, slot in shape],
+            online=True)
+        assert reader(texts) == [values[0] for request in fetched for values in request]
+    assert reader(["user123", "product456"]) == [34, "KR", 99.99, 1250.5]
