@@ -220,8 +220,9 @@ def _join_sql(groups: tuple[TableSQL, ...], as_of: bool = False, latest: bool = 
     ctes = []
     for i, group in enumerate(groups):
         conditions = [f"{group.entity} = s.{group.spine_entity}"]
-        if latest:
-            pass  # the entity's latest row, whatever the spine row's time
+        if latest:  # the entity's latest row, whatever the spine row's time; a row without one is never used
+            if group.time is not None:
+                conditions.append(f"{group.time} IS NOT NULL")
         elif group.time is None:
             conditions.append("s.ts IS NOT NULL")
         else:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fs_augment.recipe import FeatureGroup
@@ -224,6 +224,9 @@ def bigquery_store() -> Iterator[BigQueryOfflineStore]:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_with_backfills(unique_times=True), spine=SPINE, max_age=MAX_AGE,
        tz=st.sampled_from([None, "Asia/Seoul"]), as_of=AS_OF, latest_at=TIME, keys=KEYS)
+# a row without an event time, created before as_of, is still never the latest row
+@example(rows=[("u1", SECOND, 4 * SECOND, 0, None), ("u1", None, 3 * SECOND, 0, None)], spine=[("u1", 2 * SECOND)] * 4,
+         max_age=None, tz=None, as_of=None, latest_at=3 * SECOND, keys=["u1", "u1", "u1"])
 def test_bigquery_point_in_time_uses_only_rows_known_by_then(bigquery_store: BigQueryOfflineStore, rows: list[Row],
                                                              spine: list[Any], max_age: int | None,
                                                              tz: str | None, as_of: int | None, latest_at: int,
