@@ -31,10 +31,12 @@ _LAZY = {
     "materialize": "fs_augment.writer",
     "train": "fs_augment.training",
     "use": "fs_augment.connections",
+    "check_skew": "fs_augment.skew",
+    "SpineQuery": "fs_augment.spine_query",
 }
 _SUBMODULES = {"errors", "keys", "config", "recipe", "adapter", "augmenter", "stores", "cache", "monitoring",
-               "writer", "loader", "cli", "demo", "mlflow", "training", "checks", "dtypes", "connections",
-               "backends"}
+               "writer", "loader", "cli", "demo", "mlflow", "training", "checks", "skew", "dtypes", "connections",
+               "backends", "spine_query"}
 
 __all__ = ["__version__", *sorted(_LAZY)]
 

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,11 @@ from fs_augment.monitoring import LookupMetrics, MetricsPusher
 from fs_augment.plan import LookupPlan
 from fs_augment.recipe import FeatureGroup, parse_feature_specs
 from fs_augment.stores.base import FeatureRequest, OfflineStore, OnlineStore
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from fs_augment.config import Config
 
 __all__ = ["FeatureStoreAdapter"]
 
@@ -103,6 +108,9 @@ class FeatureStoreAdapter:
         values treated as missing when its event time (``{namespace}:event_timestamp:{entity}``) is
         more than ``max_age`` before this time; exactly ``max_age`` old still counts, no event time
         means no age. Stale answers are counted in ``metrics`` (``stale``, ``stale_by_namespace``).
+    config : Config, optional
+        The configuration the adapter was opened from (:func:`fs_augment.connect` passes it): where
+        the Loader SQL of a :class:`~fs_augment.SpineQuery` runs (its data lake).
 
     Examples
     --------
@@ -126,6 +134,7 @@ class FeatureStoreAdapter:
         metrics: LookupMetrics | None = None,
         pusher: MetricsPusher | None = None,
         clock: Callable[[], int] | None = None,
+        config: Config | None = None,
     ) -> None:
         if on_store_error not in ("raise", "default"):
             raise ValueError(f"on_store_error must be 'raise' or 'default', got {on_store_error!r}")
@@ -141,6 +150,7 @@ class FeatureStoreAdapter:
             self.metrics.attach_cache(self.cache)
         self.pusher = pusher
         self.clock: Callable[[], int] = clock if clock is not None else time.time_ns
+        self.config = config
         #: feature_specs lists parsed lately, newest first: (a deep copy of the list, its plan). A
         #: caller of the seed-level API passes the same specs on every call; == costs less than parsing.
         self._parsed: list[tuple[list[Any], LookupPlan]] = []
@@ -307,6 +317,39 @@ class FeatureStoreAdapter:
             return self._latest_as_of(spine, plan, as_of)
         columns = self.entity_columns(spine, plan)
         return self._latest(columns, plan, online=online, verify=not online if verify is None else verify)
+
+    def joins_queries_of(self, data_lake_uri: str) -> bool:
+        """Whether the offline store joins Loader SQL of ``data_lake_uri`` in place (see :meth:`lookup_query`)."""
+        return self.offline is not None and self.offline.joins_queries_of(data_lake_uri)
+
+    def lookup_query(
+        self, sql: str, data_lake_uri: str, groups: Groups, timestamp_column: str,
+    ) -> tuple[pd.DataFrame, pa.Table]:
+        """The rows of a Loader SQL query and their point-in-time correct features, in one query.
+
+        The offline store runs the Loader SQL as a subquery of its point-in-time
+        join (:meth:`joins_queries_of` must be True): the spine is neither
+        downloaded nor uploaded; only the joined rows come back.
+
+        Returns
+        -------
+        tuple
+            The query's rows (DataFrame, RangeIndex) and their features, one
+            Arrow column ``"namespace:feature"`` a feature aligned with them
+            (:func:`fs_augment.stores._conversion.aligned_values` gives :meth:`lookup_columns`'s values).
+        """
+        if not self.joins_queries_of(data_lake_uri):
+            where = self.offline.describe() if self.offline is not None else "no offline store"
+            raise StoreError(f"environment {self.env!r} ({where}) cannot join Loader SQL of {data_lake_uri} "
+                             "in place: load the spine and look it up as a DataFrame")
+        assert self.offline is not None
+        start = time.perf_counter()
+        groups = self._plan_of(groups).groups
+        spine, values = self.offline.point_in_time_query(sql, data_lake_uri, groups, timestamp_column)
+        missing = sum(column.null_count for column in values.columns)
+        self.metrics.record("point_in_time", time.perf_counter() - start,
+                            values=len(spine) * sum(len(g.features) for g in groups), missing=missing)
+        return spine, values
 
     def lookup_texts(
         self,

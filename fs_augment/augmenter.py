@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,11 @@ from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, Recip
 from fs_augment.keys import entity_texts, parse_as_of
 from fs_augment.plan import LookupPlan
 from fs_augment.recipe import Recipe, load_recipe
+from fs_augment.spine_query import SpineQuery, run_spine_query
 from fs_augment.training_values import summarize, warn_about_training_values
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["MODE_VARIABLE", "FeatureStoreAugmenter"]
 
@@ -34,6 +38,15 @@ MODE_VARIABLE = "FS_AUGMENT_MODE"
 _MODES = ("auto", "batch", "online")
 #: Frames up to this many rows are looked up online in one round trip; larger ones in chunks.
 ONLINE_MAX_ROWS = 1000
+
+
+def _aligned(table: pa.Table | None) -> dict[str, Any] | None:
+    """The feature values of a spine joined in place (None: not joined)."""
+    if table is None:
+        return None
+    from fs_augment.stores._conversion import aligned_values  # pyarrow: only for spine queries
+
+    return aligned_values(table)
 
 
 class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
@@ -177,10 +190,12 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
         Parameters
         ----------
-        X : DataFrame
+        X : DataFrame or SpineQuery
             The entity spine: the recipe's entity columns (and its timestamp
             column for point-in-time lookups). A polars DataFrame is converted
-            to pandas first.
+            to pandas first. A :class:`~fs_augment.SpineQuery` is Loader SQL
+            whose rows are the spine: in BigQuery, point in time, it is joined
+            in place (see :mod:`fs_augment.spine_query`).
         y : ignored
 
         Returns
@@ -197,7 +212,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
         Parameters
         ----------
-        X : DataFrame
+        X : DataFrame or SpineQuery
             The entity spine, as for :meth:`fit`.
         y : ignored
         **fit_params
@@ -213,10 +228,17 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             raise TypeError(
                 f"{type(self).__name__}.fit() got unexpected keyword argument(s) "
                 f"{', '.join(map(repr, sorted(fit_params)))}: it takes only X and y")
+        values = None
+        if isinstance(X, SpineQuery):
+            X, table = self._run_spine_query(X, load_recipe(self.recipe), self.as_of)
+            values = _aligned(table)
+        return self._fit_transform_values(as_pandas(X), values)
+
+    def _fit_transform_values(self, X: pd.DataFrame, values: Mapping[str, Any] | None) -> pd.DataFrame:
+        """:meth:`fit_transform` of a spine whose feature values were looked up already (None: look them up)."""
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_")}
-        X = as_pandas(X)
         try:
-            values = self._fit_lookup(X)
+            values = self._fit_lookup(X, values)
             out, self.missing_rate_, self.invalid_count_ = self._assemble(X, values)
             self._layout()  # built now, so that no transform writes the estimator
         except BaseException:
@@ -239,9 +261,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
         Parameters
         ----------
-        X : DataFrame
+        X : DataFrame or SpineQuery
             Entity columns (and any other columns seen at fit); pandas, or
-            polars (converted to pandas first).
+            polars (converted to pandas first), or a :class:`~fs_augment.SpineQuery`
+            returning them (the output then has the query's rows, in its order).
 
         Returns
         -------
@@ -249,6 +272,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         """
         if not hasattr(self, "feature_columns_"):
             check_is_fitted(self, "feature_columns_")  # raises NotFittedError with sklearn's message
+        if isinstance(X, SpineQuery):
+            X, table = self._run_spine_query(X, self.recipe_, self.__dict__.get("as_of_"))
+            if table is not None:
+                return self._transform_values(X, _aligned(table))
         X = as_pandas(X)
         arrays = self._input_arrays(X)
         online = self._resolve_mode() == "online"
@@ -259,6 +286,22 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             values = self._lookup(X, online=online, adapter=adapter, arrays=arrays)
             out = self._assemble(X, values, adapter=adapter, arrays=arrays)[0]
         return self._output(out, X)
+
+    def _transform_values(self, X: pd.DataFrame, values: Mapping[str, Any]) -> Any:
+        """:meth:`transform` of a spine whose feature values were looked up already."""
+        arrays = self._input_arrays(X)
+        adapter = get_adapter(self.env, self.config_dir)
+        return self._output(self._assemble(X, values, adapter=adapter, arrays=arrays)[0], X)
+
+    def _run_spine_query(self, query: SpineQuery, recipe: Recipe, as_of: Any) -> tuple[pd.DataFrame, pa.Table | None]:
+        """The rows of ``query`` and, when joined in place, their features (see :func:`run_spine_query`)."""
+        from fs_augment.config import load_config
+
+        self._check_params()
+        adapter = get_adapter(self.env, self.config_dir)
+        config = adapter.config if adapter.config is not None else load_config(adapter.env, self.config_dir)
+        timestamp = recipe.timestamp_column if self._resolve_mode() == "batch" else None
+        return run_spine_query(query, adapter, recipe.groups, timestamp, config, as_of=as_of)
 
     def set_output(self, *, transform: str | None = None) -> FeatureStoreAugmenter:
         """Set the output container of ``transform`` and ``fit_transform``, as scikit-learn's ``set_output``.
@@ -351,7 +394,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             raise ValueError(f"{MODE_VARIABLE} must be 'batch' or 'online', got {mode!r}")
         return mode
 
-    def _fit_lookup(self, X: pd.DataFrame) -> dict[str, Any]:
+    def _fit_lookup(self, X: pd.DataFrame, values: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
         self.__dict__.pop("_layout_", None)  # a refit pins a new output
         self._check_params()
         self.as_of_ = None if self.as_of is None else parse_as_of(self.as_of, "as_of")
@@ -389,7 +432,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             )
         adapter = get_adapter(self.env, self.config_dir)
         self.fitted_env_ = adapter.env
-        values = self._lookup(X, online=self._resolve_mode() == "online", verify=True)
+        if values is None:
+            values = self._lookup(X, online=self._resolve_mode() == "online", verify=True)
         defaults = {
             f"{g.namespace}{sep}{feature}": value for g in recipe.groups for feature, value in g.defaults.items()
         }

@@ -139,8 +139,33 @@ def _lookup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _skew(args: argparse.Namespace) -> int:
+    from fs_augment.skew import check_skew
+
+    table = check_skew(args.recipe, env=args.env, config_dir=args.config_dir, sample=args.sample)
+    rows = [[r.feature, r.sampled, r.compared, r.mismatched, r.missing_online, r.lagging,
+             "-" if r.mismatch_rate != r.mismatch_rate else f"{r.mismatch_rate:.4f}", ", ".join(r.examples)]
+            for r in table.itertuples(index=False)]
+    print(format_table(["feature", "sampled", "compared", "mismatched", "missing online", "lagging",
+                        "mismatch rate", "examples"], rows))
+    over = table[table["mismatch_rate"] > args.max_skew]
+    empty = int((table["compared"] == 0).sum())
+    if empty:
+        print(f"warning: {empty} of {len(table)} features had nothing to compare (no offline rows, or none "
+              "online)", file=sys.stderr)
+    if len(over):
+        print(f"error: {len(over)} of {len(table)} features disagree online/offline beyond a mismatch rate of "
+              f"{args.max_skew:g}: {', '.join(over['feature'])}", file=sys.stderr)
+        return 1
+    print(f"all {len(table)} features agree within a mismatch rate of {args.max_skew:g}")
+    return 0
+
+
 def _check(args: argparse.Namespace) -> int:
     from fs_augment.checks import run_checks
+
+    if args.skew:
+        return _skew(args)
 
     rows = run_checks(args.recipe, env=args.env, config_dir=args.config_dir, sample=args.sample,
                       min_coverage=args.min_coverage, max_staleness=args.max_staleness)
@@ -260,13 +285,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", parents=[common, environment], help="check a store against a recipe",
                        description="Check the environment's feature store against a recipe: connection, every "
                                    "feature present online and offline, coverage over a sample of the spine, "
-                                   "online/offline type consistency and freshness. Exits 1 if a check fails.")
+                                   "online/offline type consistency and freshness. Exits 1 if a check fails. With "
+                                   "--skew, compares online values with the latest offline rows instead and "
+                                   "exits 1 when a feature's mismatch rate exceeds --max-skew.")
     p.add_argument("recipe", help="recipe YAML file")
-    p.add_argument("--sample", type=_positive, default=1000, help="spine rows to sample (default: %(default)s)")
+    p.add_argument("--sample", type=_positive, default=1000,
+                   help="spine rows (with --skew: offline entities per namespace) to sample (default: %(default)s)")
     p.add_argument("--min-coverage", type=_fraction, default=0.0,
                    help="fail a feature found for a smaller share of the sample (default: %(default)s)")
     p.add_argument("--max-staleness", type=_duration, default=None, metavar="DURATION",
                    help="fail a namespace whose newest offline row is older, e.g. 36h or 7d")
+    p.add_argument("--skew", action="store_true",
+                   help="instead, compare the online values of a sample of offline entities with their latest "
+                        "offline rows, feature by feature")
+    p.add_argument("--max-skew", type=_fraction, default=0.0, metavar="RATE",
+                   help="with --skew: fail a feature whose mismatch rate exceeds RATE (default: %(default)s)")
     p.set_defaults(handler=_check)
 
     p = sub.add_parser("config", parents=[common], help="show configuration",

@@ -120,6 +120,7 @@ def connect(
         debug_logging=store.enable_debug_logging,
         metrics=metrics,
         pusher=pusher,
+        config=config,
     )
 
 

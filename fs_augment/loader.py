@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from fs_augment.config import Config
     from fs_augment.recipe import Recipe
 
-__all__ = ["data_lake_tables", "load_spine", "load_spine_for_recipe", "resolve_data_lake_uri"]
+__all__ = ["data_lake_tables", "load_spine", "load_spine_for_recipe", "resolve_data_lake_uri", "split_target"]
 
 #: File name endings read as tables, and the DuckDB reader of each.
 _READERS = {".parquet": "read_parquet", ".csv": "read_csv", ".csv.gz": "read_csv", ".tsv": "read_csv"}
@@ -356,9 +356,26 @@ def load_spine_for_recipe(recipe: Recipe, config: Config) -> tuple[pd.DataFrame,
     (['user_id'], [0, 1])
     """
     uri = resolve_data_lake_uri(recipe, config)
+    assert recipe.loader is not None  # checked by resolve_data_lake_uri
+    return split_target(load_spine(recipe.loader.sql, uri, config=config), recipe)
+
+
+def split_target(frame: pd.DataFrame, recipe: Recipe) -> tuple[pd.DataFrame, pd.Series | None]:
+    """The rows of a recipe's Loader SQL as (X, y), checked as :func:`load_spine_for_recipe` checks them.
+
+    Examples
+    --------
+    >>> from fs_augment.recipe import load_recipe
+    >>> recipe = load_recipe({
+    ...     "augmenter": {"features": [{"namespace": "user_stats", "features": ["visits"]}]},
+    ...     "loader": {"sql": "SELECT * FROM users", "entity_columns": ["user_id"], "target_column": "churned"}})
+    >>> X, y = split_target(pd.DataFrame({"user_id": ["u1"], "churned": [1]}), recipe)
+    >>> list(X.columns), y.tolist()
+    (['user_id'], [1])
+    """
     loader = recipe.loader
-    assert loader is not None  # checked by resolve_data_lake_uri
-    frame = load_spine(loader.sql, uri, config=config)
+    if loader is None:
+        raise RecipeError(f"{recipe.source or 'the recipe'} has no loader section")
     source = recipe.source or "recipe"
     if frame.columns.has_duplicates:
         dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})

@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,11 @@ from fs_augment.connections import get_adapter, use
 from fs_augment.errors import RecipeError, SpineError
 from fs_augment.keys import format_event_time, parse_as_of
 from fs_augment.recipe import Recipe, load_recipe
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from fs_augment.adapter import FeatureStoreAdapter
 
 __all__ = ["TrainResult", "as_float", "build_estimator", "build_pipeline", "split", "train"]
 
@@ -356,6 +361,25 @@ def _commands(model_uri: str, tracking_uri: str, config: Config, example: pd.Dat
     return serve, curl
 
 
+def _load_training_spine(
+    recipe: Recipe, config: Config, adapter: FeatureStoreAdapter, data_lake: str, as_of: Any = None,
+) -> tuple[pd.DataFrame, pd.Series | None, pa.Table | None]:
+    """The spine, the target and, when the offline store joined the Loader SQL in place, the features.
+
+    A point-in-time recipe whose Loader SQL runs where the offline store is (BigQuery and BigQuery)
+    is joined in one query (:func:`fs_augment.spine_query.run_spine_query`): the spine never
+    leaves the data lake. Otherwise the spine is loaded and the values are None.
+    """
+    from fs_augment.loader import split_target
+    from fs_augment.spine_query import SpineQuery, run_spine_query
+
+    assert recipe.loader is not None
+    frame, values = run_spine_query(SpineQuery(recipe.loader.sql, data_lake), adapter, recipe.groups,
+                                    recipe.timestamp_column, config, as_of=as_of)
+    X, y = split_target(frame, recipe)
+    return X, y, values
+
+
 def _check_target(y: pd.Series | None, source: str) -> pd.Series:
     if y is None:
         raise RecipeError(f"{source}: loader.target_column is not set: name the column the model learns")
@@ -446,6 +470,13 @@ def train(
         Any configuration, recipe, data lake or store problem, with a message
         naming what and where (see :mod:`fs_augment.errors`).
 
+    Notes
+    -----
+    With an ``augmenter.timestamp_column``, a ``bq://`` data lake and a BigQuery offline store,
+    the Loader SQL is joined point in time inside BigQuery as one query
+    (:class:`~fs_augment.SpineQuery`): the spine is neither downloaded nor uploaded, and the
+    split, the fit and the evaluation use the joined rows. ``--debug`` logs the query.
+
     Examples
     --------
     >>> from fs_augment.demo import write_demo_data
@@ -456,13 +487,17 @@ def train(
     """
     from sklearn.base import is_classifier
 
-    from fs_augment.loader import load_spine_for_recipe, resolve_data_lake_uri
+    from fs_augment.loader import resolve_data_lake_uri
+    from fs_augment.stores._conversion import aligned_values
 
     started = pd.Timestamp.now(tz="UTC")
     recipe = load_recipe(recipe_path)
     config = load_config(env, config_dir)
     if as_of is not None:
         parse_as_of(as_of, "as_of")  # fail fast, before any data is read
+    # the store as it was when the job started, when there is an offline store to read it from: rebuildable
+    fixed_as_of = as_of if as_of is not None else (
+        started if config.feature_store.connection_info.offline_store_uri is not None else None)
     source = recipe.source or "recipe"
     estimator = build_estimator(recipe)  # fail fast, before any data is read
     data_lake = resolve_data_lake_uri(recipe, config)
@@ -471,8 +506,9 @@ def train(
 
     steps = _Steps(["load spine", "look up features", "fit model", "evaluate", "log to MLflow"], progress)
     try:
+        adapter = get_adapter(config.env, config.config_dir)
         with steps.step("load spine"):
-            X, y = load_spine_for_recipe(recipe, config)
+            X, y, values = _load_training_spine(recipe, config, adapter, data_lake, fixed_as_of)
             y = _check_target(y, source)
         assert recipe.loader is not None
         random_state = recipe.evaluation.get("random_state", 0)
@@ -488,19 +524,23 @@ def train(
                              f"({y_train.iloc[0]!r}); the model needs at least two")
 
         pipeline = build_pipeline(recipe, estimator)
-        augmenter = pipeline.named_steps["features"]
-        if as_of is not None:
-            augmenter.set_params(as_of=as_of)
-        elif config.feature_store.connection_info.offline_store_uri is not None:
-            augmenter.set_params(as_of=started)  # the store as it was when the job started: rebuildable
-        with use(get_adapter(config.env, config.config_dir)), _tracking(uri) as mlflow:
+        features = pipeline.named_steps["features"]
+        features.set_params(as_of=fixed_as_of)
+        with use(adapter), _tracking(uri) as mlflow:
             with steps.step("look up features"):
-                augmented = pipeline.named_steps["features"].fit_transform(X_train)
-                train_missing = dict(augmenter.missing_rate_)
+                if values is None:
+                    augmented = features.fit_transform(X_train)
+                else:  # joined with the spine already: the rows' values, split as the rows are
+                    augmented = features._fit_transform_values(X_train, aligned_values(values, train_rows))
+                train_missing = dict(features.missing_rate_)
             with steps.step("fit model"):
                 pipeline[1:].fit(augmented, y_train)
             with steps.step("evaluate"):
-                metrics = _metrics(pipeline, X_test, y_test)
+                if values is None:
+                    metrics = _metrics(pipeline, X_test, y_test)
+                else:
+                    tested = features._transform_values(X_test, aligned_values(values, test_rows))
+                    metrics = _metrics(pipeline[1:], tested, y_test)
             with steps.step("log to MLflow"):
                 client = mlflow.MlflowClient()
                 found = client.get_experiment_by_name(experiment)
@@ -520,7 +560,7 @@ def train(
     steps.close()
     request = example.drop(columns=[c for c in (recipe.timestamp_column,) if c in example.columns])
     serve, curl = _commands(info.model_uri, uri, config, request)  # a served model looks features up "now"
-    fixed = augmenter.as_of_
+    fixed = features.as_of_
     return TrainResult(metrics=metrics, model_uri=info.model_uri, run_id=run.info.run_id, serve_command=serve,
                        tracking_uri=uri, env=config.env, curl_command=curl, pipeline=pipeline,
                        as_of=None if fixed is None else format_event_time(fixed.value))

@@ -16,7 +16,7 @@ import pyarrow as pa
 from fs_augment.errors import SpineError
 from fs_augment.keys import entity_texts
 
-__all__ = ["scatter", "spine_column", "spine_entities", "spine_stamps", "text_objects"]
+__all__ = ["aligned_values", "scatter", "spine_column", "spine_entities", "spine_stamps", "text_objects"]
 
 _EXACT_FLOAT_INT = 1 << 53
 
@@ -83,6 +83,25 @@ def text_objects(values: pa.ChunkedArray) -> np.ndarray:
     words[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
     words[-1] = None
     return words[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
+
+
+def aligned_values(table: pa.Table, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Feature columns aligned with the spine (nulls for missing) as :func:`scatter` gives them.
+
+    With ``rows``, only the spine rows at those positions, in that order: the
+    values a lookup of just those rows would give.
+
+    Examples
+    --------
+    >>> table = pa.table({"n:age": [30, None, 40]})
+    >>> aligned_values(table)["n:age"], aligned_values(table, np.array([2, 0]))["n:age"]
+    (array([30., nan, 40.]), array([40, 30]))
+    """
+    if rows is not None:
+        table = table.take(pa.array(rows, pa.int64()))
+    n = table.num_rows
+    every = np.arange(n)
+    return {name: scatter(column, every, n) for name, column in zip(table.column_names, table.columns, strict=True)}
 
 
 def scatter(values: pa.ChunkedArray, rows: np.ndarray, n: int) -> np.ndarray:

@@ -293,6 +293,46 @@ class OfflineStore(_Closable, ABC):
     def list_features(self, namespace: str) -> list[str]:
         """The feature columns of a namespace's table (raises FeatureNotFoundError if no table)."""
 
+    def joins_queries_of(self, data_lake_uri: str) -> bool:
+        """Whether :meth:`point_in_time_query` takes Loader SQL of ``data_lake_uri`` as its spine.
+
+        False unless a store says otherwise: the spine is then loaded and passed to :meth:`point_in_time`.
+        """
+        return False
+
+    def point_in_time_query(
+        self,
+        sql: str,
+        data_lake_uri: str,
+        groups: Sequence[FeatureGroup],
+        timestamp_column: str,
+    ) -> tuple[pd.DataFrame, pa.Table]:
+        """The rows of a Loader SQL query and their point-in-time correct features, in one query.
+
+        The query runs where the store's tables are, as a subquery of the join:
+        its rows never travel but once, joined.
+
+        Parameters
+        ----------
+        sql : str
+            The Loader SQL (the spine): the entity columns of ``groups`` and
+            ``timestamp_column``, and any other column.
+        data_lake_uri : str
+            Where the Loader SQL runs (:meth:`joins_queries_of` is True for it).
+        groups : sequence of FeatureGroup
+        timestamp_column : str
+
+        Returns
+        -------
+        tuple
+            The query's rows (a DataFrame with a RangeIndex) and their
+            features aligned with those rows, as Arrow: one column
+            ``"namespace:feature"`` a feature, null where :meth:`point_in_time`
+            gives a missing value (:func:`fs_augment.stores._conversion.aligned_values`
+            turns it into :meth:`point_in_time`'s arrays).
+        """
+        raise StoreError(f"the {self.describe()} cannot run Loader SQL of {data_lake_uri}: load the spine first")
+
     def describe(self) -> str:
         """Where the store is, for messages."""
         return self.name

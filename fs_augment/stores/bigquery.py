@@ -73,7 +73,7 @@ import itertools
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -99,12 +99,14 @@ from fs_augment.recipe import FeatureGroup
 from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
 from fs_augment.stores.bigquery_sql import (
+    FEATURE_PREFIX,
     ORDERABLE_TYPES,
     TableSQL,
     entity_sql,
     latest_sql,
     parse_bigquery_uri,
     point_in_time_sql,
+    spine_query_sql,
     table_reference,
     time_sql,
 )
@@ -473,9 +475,10 @@ class BigQueryOfflineStore(OfflineStore):
         return _Plan(sql, types)
 
     # --- queries -------------------------------------------------------------------
-    def _query(self, sql: str, parameters: Sequence[Any], action: str) -> pa.Table:
+    def _query(self, sql: str, parameters: Sequence[Any], action: str, *,
+               default_dataset: str | None = None) -> pa.Table:
         bq = require("google.cloud.bigquery", "bigquery")
-        config = bq.QueryJobConfig(query_parameters=list(parameters))
+        config = bq.QueryJobConfig(query_parameters=list(parameters), default_dataset=default_dataset)
         with self._translating(action):
             job = self.client.query(sql, job_config=config, location=self.location, retry=self._retry(),
                                     timeout=self.timeout, job_retry=self._retry())
@@ -578,6 +581,106 @@ class BigQueryOfflineStore(OfflineStore):
                     values = values.cast(plan.types[j])
                 out[name] = scatter(values, row_ids, n)
         return out
+
+    # --- a Loader SQL query as the spine --------------------------------------------
+    def joins_queries_of(self, data_lake_uri: str) -> bool:
+        """True for a ``bq://`` data lake: its Loader SQL runs as a subquery of :meth:`point_in_time_query`."""
+        return data_lake_uri.startswith("bq://")
+
+    def _result_fields(self, sql: str, default_dataset: str, data_lake_uri: str) -> dict[str, Any]:
+        """The columns of a query's result by name, from a dry run (nothing is read or billed)."""
+        bq = require("google.cloud.bigquery", "bigquery")
+        config = bq.QueryJobConfig(dry_run=True, use_query_cache=False, default_dataset=default_dataset)
+        with self._translating(f"reading the columns of the Loader SQL on data lake {data_lake_uri}"):
+            job = self.client.query(sql, job_config=config, location=self.location, retry=self._retry(),
+                                    timeout=self.timeout)
+        return {f.name: f for f in job.schema or ()}
+
+    def _spine_sql(self, fields: Mapping[str, Any], columns: Sequence[str], timestamp_column: str,
+                   data_lake_uri: str) -> tuple[dict[str, str], str]:
+        """The SQL of the loaded rows' entities (``e<k>``) and time, or SpineError naming the column."""
+        listing = ", ".join(fields) or "none"
+        for column in (*columns, timestamp_column):
+            if column not in fields:
+                raise SpineError(f"column {column!r} is not in the result of the Loader SQL on data lake "
+                                 f"{data_lake_uri}; its columns are: {listing}")
+        entities = {}
+        for k, column in enumerate(columns):
+            field = fields[column]
+            entity = entity_sql(column, field.field_type, "l") if field.mode != "REPEATED" else None
+            if entity is None:
+                raise SpineError(f"entity column {column!r} of the Loader SQL on data lake {data_lake_uri} has "
+                                 f"type {field.field_type}; entity values must be STRING, INT64 or integral FLOAT64")
+            entities[f"e{k}"] = entity
+        field = fields[timestamp_column]
+        time = time_sql(field.field_type, timestamp_column, "l") if field.mode != "REPEATED" else None
+        if time is None:
+            raise SpineError(f"timestamp column {timestamp_column!r} of the Loader SQL on data lake {data_lake_uri} "
+                             f"has type {field.field_type}; select it as a TIMESTAMP, DATETIME or DATE")
+        return entities, time
+
+    def point_in_time_query(
+        self,
+        sql: str,
+        data_lake_uri: str,
+        groups: Sequence[FeatureGroup],
+        timestamp_column: str,
+    ) -> tuple[pd.DataFrame, pa.Table]:
+        """The rows of a Loader SQL query and their point-in-time features, joined in one BigQuery query.
+
+        The Loader SQL runs as a subquery of the join (:func:`~fs_augment.stores.bigquery_sql.spine_query_sql`)
+        with ``PROJECT.DATASET`` of ``data_lake_uri`` as its default dataset: no spine is downloaded or
+        uploaded and no scratch table is made; only the joined rows come back, as Arrow (through the
+        Storage API when :attr:`uses_storage_api`). A dry run reads the query's columns first. The
+        semantics are :meth:`point_in_time`'s; the spine's entities and times are read in BigQuery the
+        contract's way (entity text as for tables; ``DATETIME`` and ``DATE`` times as UTC). The SQL is
+        logged at DEBUG.
+
+        Parameters
+        ----------
+        sql : str
+            The Loader SQL.
+        data_lake_uri : str
+            ``bq://PROJECT.DATASET``: where its unqualified tables are.
+        groups : sequence of FeatureGroup
+        timestamp_column : str
+            The Loader SQL's column of each row's time.
+
+        Returns
+        -------
+        tuple
+            The Loader SQL's rows as a DataFrame (RangeIndex; INT64 as ``Int64``, BOOL as ``boolean``,
+            ``TIMESTAMP`` as ``datetime64[us, UTC]``, as google-cloud-bigquery's ``to_dataframe``
+            gives them) and their features: one column ``"namespace:feature"`` a feature, null where missing.
+
+        Raises
+        ------
+        SpineError
+            An entity or the timestamp column is not in the query's result, or has an unusable type.
+        StoreError
+            The Loader SQL or the join failed.
+        """
+        project, dataset = parse_bigquery_uri(data_lake_uri)
+        default_dataset = f"{project}.{dataset}"
+        fields = self._result_fields(sql, default_dataset, data_lake_uri)
+        columns = list(dict.fromkeys(g.entity_column for g in groups))
+        entities, time = self._spine_sql(fields, columns, timestamp_column, data_lake_uri)
+        plans = [self._plan(g, f"e{columns.index(g.entity_column)}") for g in groups]
+        sqls = tuple(p.sql for p in plans)
+        query = spine_query_sql(sqls, sql, entities, time)
+        logger.debug("point-in-time join with the Loader SQL of %s as its spine:\n%s", data_lake_uri, query)
+        action = ("point-in-time join of the Loader SQL with namespace(s) "
+                  + ", ".join(repr(g.namespace) for g in groups))
+        result = self._query(query, _max_age_parameters(groups, sqls), action, default_dataset=default_dataset)
+        names, columns = [], []
+        for i, (group, plan) in enumerate(zip(groups, plans, strict=True)):
+            for j, name in enumerate(group.qualified_names):
+                values = result.column(f"{FEATURE_PREFIX}g{i}_c{j}")
+                if values.type == pa.null() and plan.types[j] != pa.null():
+                    values = values.cast(plan.types[j])
+                names.append(name)
+                columns.append(values)
+        return _loaded_frame(result.select(list(fields))), pa.table(columns, names=names)
 
     def read_latest(self, group: FeatureGroup) -> pd.DataFrame:
         """The latest row per entity: the entity column (as text) and the group's features.
@@ -860,6 +963,16 @@ def _array_parameter(name: str, rows: pa.Table) -> Any:
         for r in range(rows.num_rows)
     ]
     return bq.ArrayQueryParameter(name, "STRUCT", structs)
+
+
+def _loaded_frame(table: pa.Table) -> pd.DataFrame:
+    """Loader SQL rows as pandas, with the dtypes google-cloud-bigquery's ``to_dataframe`` gives them."""
+    mapping: dict[pa.DataType, Any] = {pa.bool_(): pd.BooleanDtype(), pa.int64(): pd.Int64Dtype()}
+    if importlib.util.find_spec("db_dtypes") is not None:  # what to_dataframe uses for DATE and TIME
+        import db_dtypes
+
+        mapping.update({pa.date32(): db_dtypes.DateDtype(), pa.time64("us"): db_dtypes.TimeDtype()})
+    return table.to_pandas(types_mapper=mapping.get)
 
 
 def open_bigquery_store(config: Config) -> BigQueryOfflineStore:

@@ -4,16 +4,16 @@ Everything here turns names and column types into GoogleSQL text, so it can be
 read and unit-tested without BigQuery: identifiers are quoted by
 :func:`quote_identifier` (names that could break out of backticks are
 refused), a table's entity and time columns are read the contract's way by
-:func:`entity_sql` and :func:`time_sql`, and :func:`point_in_time_sql` /
-:func:`latest_sql` build the queries :class:`~fs_augment.stores.bigquery.BigQueryOfflineStore`
-runs, from one :class:`TableSQL` a namespace. Values never appear in the
-text: they travel as query parameters (``@spine``, ``@max_age_us_<i>``,
-``@max_age_rem_<i>``). :func:`parse_bigquery_uri` reads ``bq://PROJECT.DATASET``.
+:func:`entity_sql` and :func:`time_sql`, and :func:`point_in_time_sql`,
+:func:`spine_query_sql` (a Loader SQL query as the spine) and :func:`latest_sql`
+build the queries :class:`~fs_augment.stores.bigquery.BigQueryOfflineStore` runs,
+from one :class:`TableSQL` a namespace. Values never appear in the text: they
+travel as query parameters (``@spine``, ``@max_age_us_<i>``, ``@max_age_rem_<i>``). :func:`parse_bigquery_uri` reads ``bq://PROJECT.DATASET``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -22,6 +22,9 @@ from fs_augment.errors import StoreError
 from fs_augment.keys import TIMESTAMP_COLUMN
 
 __all__ = [
+    "FEATURE_PREFIX",
+    "LOADED_KEY",
+    "LOADED_ROW",
     "ORDERABLE_TYPES",
     "TableSQL",
     "entity_sql",
@@ -30,6 +33,7 @@ __all__ = [
     "point_in_time_sql",
     "quote_identifier",
     "spine_columns",
+    "spine_query_sql",
     "table_reference",
     "time_sql",
 ]
@@ -39,6 +43,13 @@ ORDERABLE_TYPES = frozenset({
     "INT64", "INTEGER", "FLOAT64", "FLOAT", "NUMERIC", "BIGNUMERIC", "BOOL", "BOOLEAN", "STRING",
     "BYTES", "DATE", "DATETIME", "TIME", "TIMESTAMP",
 })
+
+#: The column keying the Loader SQL's rows by their entities and time in :func:`spine_query_sql`.
+LOADED_KEY = "_fs_augment_key"
+#: The column numbering the Loader SQL's rows (their order) in :func:`spine_query_sql`.
+LOADED_ROW = "_fs_augment_row"
+#: The prefix of the feature columns :func:`spine_query_sql` returns.
+FEATURE_PREFIX = "_fs_augment_"
 
 _INT64_LIMIT = 9.2e18  # floats of smaller magnitude cast to INT64 exactly
 
@@ -67,15 +78,18 @@ def table_reference(project: str, dataset: str, table: str) -> str:
     return quote_identifier(f"{project}.{dataset}.{table}")
 
 
-def entity_sql(column: str, field_type: str) -> str | None:
-    """The entity of table row ``t`` as text, the contract's way, or None if the type cannot key.
+def entity_sql(column: str, field_type: str, row: str = "t") -> str | None:
+    """The entity of row ``row`` (a table row ``t`` by default) as text, the contract's way, or None if
+    the type cannot key.
 
     Examples
     --------
     >>> entity_sql("user_id", "STRING"), entity_sql("product_id", "INT64")
     ('t.`user_id`', 'CAST(t.`product_id` AS STRING)')
+    >>> entity_sql("user_id", "STRING", "l")
+    'l.`user_id`'
     """
-    ref = f"t.{quote_identifier(column)}"
+    ref = f"{row}.{quote_identifier(column)}"
     if field_type == "STRING":
         return ref
     if field_type in ("INT64", "INTEGER"):
@@ -90,8 +104,9 @@ def entity_sql(column: str, field_type: str) -> str | None:
     return None
 
 
-def time_sql(field_type: str, column: str = TIMESTAMP_COLUMN) -> str | None:
-    """Column ``column`` of table row ``t`` as a ``TIMESTAMP`` (UTC), or None if the type is not a time.
+def time_sql(field_type: str, column: str = TIMESTAMP_COLUMN, row: str = "t") -> str | None:
+    """Column ``column`` of row ``row`` (a table row ``t`` by default) as a ``TIMESTAMP`` (UTC), or None if
+    the type is not a time.
 
     Examples
     --------
@@ -100,7 +115,7 @@ def time_sql(field_type: str, column: str = TIMESTAMP_COLUMN) -> str | None:
     >>> time_sql("DATETIME", "created_timestamp")
     'TIMESTAMP(t.`created_timestamp`)'
     """
-    ref = f"t.{quote_identifier(column)}"
+    ref = f"{row}.{quote_identifier(column)}"
     if field_type == "TIMESTAMP":
         return ref
     if field_type in ("DATETIME", "DATE"):
@@ -202,7 +217,7 @@ def point_in_time_sql(groups: tuple[TableSQL, ...], spine: str, *, as_of: bool =
     (True, True)
     """
     columns = ", ".join(f"s.{c}" for c in spine_columns(groups))
-    return f"WITH spine AS (SELECT {columns} FROM {spine} AS s),\n{_join_sql(groups, as_of, latest)}"
+    return f"WITH spine AS (SELECT {columns} FROM {spine} AS s),\n{_join_sql(groups, as_of=as_of, latest=latest)}"
 
 
 def _created_by(group: TableSQL, bound: str) -> str | None:
@@ -215,8 +230,13 @@ def _created_by(group: TableSQL, bound: str) -> str | None:
 
 
 @lru_cache(maxsize=256)
-def _join_sql(groups: tuple[TableSQL, ...], as_of: bool = False, latest: bool = False) -> str:
-    """Everything of :func:`point_in_time_sql` after the spine: generated once per set of groups."""
+def _join_sql(groups: tuple[TableSQL, ...], found: str | None = None, as_of: bool = False,
+              latest: bool = False) -> str:
+    """Everything of :func:`point_in_time_sql` after the spine: generated once per set of groups.
+
+    With ``found``, the final ``SELECT`` becomes one more CTE of that name, for a query to go on from.
+    ``as_of`` and ``latest`` are :func:`point_in_time_sql`'s.
+    """
     ctes = []
     for i, group in enumerate(groups):
         conditions = [f"{group.entity} = s.{group.spine_entity}"]
@@ -247,7 +267,83 @@ def _join_sql(groups: tuple[TableSQL, ...], as_of: bool = False, latest: bool = 
         )
     selected = ", ".join(f"g{i}.c{j} AS g{i}_c{j}" for i, g in enumerate(groups) for j in range(len(g.features)))
     joined = "g0" + "".join(f" FULL OUTER JOIN g{i} USING (row_id)" for i in range(1, len(groups)))
-    return ",\n".join(ctes) + f"\nSELECT row_id, {selected} FROM {joined}"
+    final = f"SELECT row_id, {selected} FROM {joined}"
+    if found is not None:
+        return ",\n".join([*ctes, f"{found} AS ({final})"])
+    return ",\n".join(ctes) + f"\n{final}"
+
+
+def spine_query_sql(groups: tuple[TableSQL, ...], loader_sql: str, entities: Mapping[str, str], time: str) -> str:
+    """The point-in-time query over ``groups`` for the rows of a Loader SQL query, as one statement.
+
+    The Loader SQL becomes a subquery (``loaded``). Each of its rows is keyed
+    by its entities and time as text (``TO_JSON_STRING``), the distinct keys
+    are the spine of :func:`point_in_time_sql` (``spine``), and the joined
+    values come back to every row with that key, beside the row's own columns:
+    no spine leaves or enters BigQuery. The key is a value, not a row number:
+    BigQuery may evaluate a CTE once per reference, and a row number without
+    an order could differ between evaluations, while the key cannot (rows with
+    one key have one answer). The rows are returned in ``ROW_NUMBER() OVER ()``
+    order, which keeps the Loader SQL's ``ORDER BY`` where the engine keeps it.
+
+    Parameters
+    ----------
+    groups : tuple of TableSQL
+        One item a namespace, as for :func:`point_in_time_sql`.
+    loader_sql : str
+        One query (its unqualified tables are resolved by the job's default
+        dataset); a trailing ``;`` is dropped.
+    entities : mapping
+        Each group's ``spine_entity`` (``e0``, ``e1`` ...) → the SQL of that
+        entity as text over the loaded row ``l`` (:func:`entity_sql` with ``row="l"``).
+    time : str
+        The SQL of the row's time as a ``TIMESTAMP`` over ``l`` (:func:`time_sql` with ``row="l"``).
+
+    Returns
+    -------
+    str
+        A query returning every column of the Loader SQL, in its order, then
+        group ``i``'s features as ``_fs_augment_g<i>_c<j>`` (null where no row
+        was found), one row per Loader SQL row.
+
+    Examples
+    --------
+    >>> users = TableSQL("`p.d.user_demographics`", "t.`user_id`", "t.`event_timestamp`", ("age",))
+    >>> sql = spine_query_sql((users,), "SELECT user_id, ts FROM orders", {"e0": "l.`user_id`"}, "l.`ts`")
+    >>> print(sql)  # doctest: +NORMALIZE_WHITESPACE
+    WITH loaded AS (SELECT l.*, TO_JSON_STRING(STRUCT(l.`user_id` AS e0, l.`ts` AS ts)) AS _fs_augment_key,
+        ROW_NUMBER() OVER () AS _fs_augment_row FROM (
+    SELECT user_id, ts FROM orders
+    ) AS l),
+    spine AS (SELECT DISTINCT l._fs_augment_key AS row_id, l.`user_id` AS e0, l.`ts` AS ts FROM loaded AS l),
+    g0 AS (SELECT row_id, c0 FROM (SELECT s.row_id, t.`age` AS c0,
+        ROW_NUMBER() OVER (PARTITION BY s.row_id ORDER BY t.`event_timestamp` DESC) AS rn
+        FROM spine AS s JOIN `p.d.user_demographics` AS t ON t.`user_id` = s.e0 AND t.`event_timestamp` <= s.ts)
+        WHERE rn = 1),
+    found AS (SELECT row_id, g0.c0 AS g0_c0 FROM g0)
+    SELECT l.* EXCEPT (_fs_augment_key, _fs_augment_row), found.g0_c0 AS _fs_augment_g0_c0
+    FROM loaded AS l LEFT JOIN found ON found.row_id = l._fs_augment_key
+    ORDER BY l._fs_augment_row
+    """
+    body = loader_sql.strip().rstrip(";").rstrip()
+    keyed = []
+    for name in spine_columns(groups)[1:]:
+        if name == "ts":
+            keyed.append(f"{time} AS ts")
+        elif name != "ts_rem":
+            keyed.append(f"{entities[name]} AS {name}")
+    rem = ["0 AS ts_rem"] if "ts_rem" in spine_columns(groups) else []  # BigQuery's times hold no nanoseconds
+    features = ", ".join(f"found.g{i}_c{j} AS {FEATURE_PREFIX}g{i}_c{j}"
+                         for i, g in enumerate(groups) for j in range(len(g.features)))
+    return (
+        f"WITH loaded AS (SELECT l.*, TO_JSON_STRING(STRUCT({', '.join(keyed)})) AS {LOADED_KEY}, "
+        f"ROW_NUMBER() OVER () AS {LOADED_ROW} FROM (\n{body}\n) AS l),\n"
+        f"spine AS (SELECT DISTINCT {', '.join([f'l.{LOADED_KEY} AS row_id', *keyed, *rem])} FROM loaded AS l),\n"
+        f"{_join_sql(groups, 'found')}\n"
+        f"SELECT l.* EXCEPT ({LOADED_KEY}, {LOADED_ROW}), {features}\n"
+        f"FROM loaded AS l LEFT JOIN found ON found.row_id = l.{LOADED_KEY}\n"
+        f"ORDER BY l.{LOADED_ROW}"
+    )
 
 
 @lru_cache(maxsize=256)
