@@ -323,7 +323,8 @@ class FeatureStoreAdapter:
         return self.offline is not None and self.offline.joins_queries_of(data_lake_uri)
 
     def lookup_query(
-        self, sql: str, data_lake_uri: str, groups: Groups, timestamp_column: str,
+        self, sql: str, data_lake_uri: str, groups: Groups, timestamp_column: str, *,
+        as_of: pd.Timestamp | None = None,
     ) -> tuple[pd.DataFrame, pa.Table]:
         """The rows of a Loader SQL query and their point-in-time correct features, in one query.
 
@@ -345,7 +346,7 @@ class FeatureStoreAdapter:
         assert self.offline is not None
         start = time.perf_counter()
         groups = self._plan_of(groups).groups
-        spine, values = self.offline.point_in_time_query(sql, data_lake_uri, groups, timestamp_column)
+        spine, values = self.offline.point_in_time_query(sql, data_lake_uri, groups, timestamp_column, as_of=as_of)
         missing = sum(column.null_count for column in values.columns)
         self.metrics.record("point_in_time", time.perf_counter() - start,
                             values=len(spine) * sum(len(g.features) for g in groups), missing=missing)

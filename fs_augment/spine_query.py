@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fs_augment.errors import ConfigError, SpineError
+from fs_augment.keys import parse_as_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,9 +110,8 @@ def run_spine_query(
     config : Config
         The environment (its data lake, and how to reach it).
     as_of : datetime or str, optional
-        The lookup's ``as_of`` (see :class:`~fs_augment.FeatureStoreAugmenter`). The in-place
-        join does not apply it yet: with one, the query's rows are loaded and looked up as a
-        DataFrame, which does.
+        The lookup's ``as_of`` (see :class:`~fs_augment.FeatureStoreAugmenter`): rows created
+        after it are ignored.
 
     Returns
     -------
@@ -122,8 +122,9 @@ def run_spine_query(
         query's rows were loaded and are still to be looked up.
     """
     uri = query.data_lake(config)
-    if timestamp_column is not None and as_of is None and adapter.joins_queries_of(uri):
-        return adapter.lookup_query(query.sql, uri, groups, timestamp_column)
+    if timestamp_column is not None and adapter.joins_queries_of(uri):
+        return adapter.lookup_query(query.sql, uri, groups, timestamp_column,
+                                    as_of=None if as_of is None else parse_as_of(as_of))
     from fs_augment.loader import load_spine
 
     logger.debug("loading the spine query's rows from %s to look them up", uri)

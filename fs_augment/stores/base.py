@@ -306,6 +306,8 @@ class OfflineStore(_Closable, ABC):
         data_lake_uri: str,
         groups: Sequence[FeatureGroup],
         timestamp_column: str,
+        *,
+        as_of: pd.Timestamp | None = None,
     ) -> tuple[pd.DataFrame, pa.Table]:
         """The rows of a Loader SQL query and their point-in-time correct features, in one query.
 
@@ -321,6 +323,8 @@ class OfflineStore(_Closable, ABC):
             Where the Loader SQL runs (:meth:`joins_queries_of` is True for it).
         groups : sequence of FeatureGroup
         timestamp_column : str
+        as_of : Timestamp, optional
+            Ignore the rows created after this time, as :meth:`point_in_time` does.
 
         Returns
         -------

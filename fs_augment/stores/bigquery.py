@@ -625,6 +625,8 @@ class BigQueryOfflineStore(OfflineStore):
         data_lake_uri: str,
         groups: Sequence[FeatureGroup],
         timestamp_column: str,
+        *,
+        as_of: Any = None,
     ) -> tuple[pd.DataFrame, pa.Table]:
         """The rows of a Loader SQL query and their point-in-time features, joined in one BigQuery query.
 
@@ -645,6 +647,8 @@ class BigQueryOfflineStore(OfflineStore):
         groups : sequence of FeatureGroup
         timestamp_column : str
             The Loader SQL's column of each row's time.
+        as_of : datetime, optional
+            Ignore the rows created after this time, as :meth:`point_in_time` does.
 
         Returns
         -------
@@ -667,11 +671,14 @@ class BigQueryOfflineStore(OfflineStore):
         entities, time = self._spine_sql(fields, columns, timestamp_column, data_lake_uri)
         plans = [self._plan(g, f"e{columns.index(g.entity_column)}") for g in groups]
         sqls = tuple(p.sql for p in plans)
-        query = spine_query_sql(sqls, sql, entities, time)
+        query = spine_query_sql(sqls, sql, entities, time, as_of=as_of is not None)
         logger.debug("point-in-time join with the Loader SQL of %s as its spine:\n%s", data_lake_uri, query)
         action = ("point-in-time join of the Loader SQL with namespace(s) "
                   + ", ".join(repr(g.namespace) for g in groups))
-        result = self._query(query, _max_age_parameters(groups, sqls), action, default_dataset=default_dataset)
+        parameters = _max_age_parameters(groups, sqls)
+        if as_of is not None:
+            parameters.append(_as_of_parameter(parse_as_of(as_of)))
+        result = self._query(query, parameters, action, default_dataset=default_dataset)
         names, columns = [], []
         for i, (group, plan) in enumerate(zip(groups, plans, strict=True)):
             for j, name in enumerate(group.qualified_names):

@@ -273,7 +273,8 @@ def _join_sql(groups: tuple[TableSQL, ...], found: str | None = None, as_of: boo
     return ",\n".join(ctes) + f"\n{final}"
 
 
-def spine_query_sql(groups: tuple[TableSQL, ...], loader_sql: str, entities: Mapping[str, str], time: str) -> str:
+def spine_query_sql(groups: tuple[TableSQL, ...], loader_sql: str, entities: Mapping[str, str], time: str, *,
+                    as_of: bool = False) -> str:
     """The point-in-time query over ``groups`` for the rows of a Loader SQL query, as one statement.
 
     The Loader SQL becomes a subquery (``loaded``). Each of its rows is keyed
@@ -339,7 +340,7 @@ def spine_query_sql(groups: tuple[TableSQL, ...], loader_sql: str, entities: Map
         f"WITH loaded AS (SELECT l.*, TO_JSON_STRING(STRUCT({', '.join(keyed)})) AS {LOADED_KEY}, "
         f"ROW_NUMBER() OVER () AS {LOADED_ROW} FROM (\n{body}\n) AS l),\n"
         f"spine AS (SELECT DISTINCT {', '.join([f'l.{LOADED_KEY} AS row_id', *keyed, *rem])} FROM loaded AS l),\n"
-        f"{_join_sql(groups, 'found')}\n"
+        f"{_join_sql(groups, 'found', as_of=as_of)}\n"
         f"SELECT l.* EXCEPT ({LOADED_KEY}, {LOADED_ROW}), {features}\n"
         f"FROM loaded AS l LEFT JOIN found ON found.row_id = l.{LOADED_KEY}\n"
         f"ORDER BY l.{LOADED_ROW}"
