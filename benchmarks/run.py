@@ -16,9 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ("online", "batch", "pit", "import", "memory", "serving", "spark")
+BENCHMARKS = ("online", "batch", "pit", "import", "memory", "serving", "serving_load", "spark")
 #: Not run at ``--size smoke`` unless named with ``--only`` (they start MLflow servers or a JVM).
-HEAVY = ("serving", "spark")
+HEAVY = ("serving", "serving_load", "spark")
 ENV = "bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
 ROOT = Path(__file__).resolve().parent.parent
@@ -198,6 +198,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                             "work": str(work / "mlflow")})
 
             _step(results, "serving", serving)
+        if "serving_load" in selected:
+            def serving_load() -> None:
+                results["serving_load"] = run_worker(
+                    "serving-load", {"size": args.size, "seconds": sizes.load_seconds, "workers": [1, 2],
+                                     "clients": list(sizes.load_clients), "settings": sizes.load_settings,
+                                     "env": ENV, "config_dir": str(config_dir), "work": str(work / "mlflow_load")},
+                    timeout=1200)
+
+            _step(results, "serving under load", serving_load)
         if "spark" in selected:
             def spark() -> None:
                 results["spark"] = run_worker("spark", {"size": args.size, "env": ENV, "config_dir": str(config_dir),

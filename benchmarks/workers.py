@@ -141,6 +141,13 @@ def serving(args: dict[str, Any]) -> dict[str, Any]:
     return run(args)
 
 
+def serving_load(args: dict[str, Any]) -> dict[str, Any]:
+    """The served model under concurrent clients, 1 and 2 workers (see :mod:`benchmarks.serving_load`)."""
+    from benchmarks.serving_load import serving_load as run
+
+    return run(args)
+
+
 def spark(args: dict[str, Any]) -> dict[str, Any]:
     """Batch scoring with MLflow's spark_udf next to the in-process scorer (see :mod:`benchmarks.spark`)."""
     from benchmarks.spark import spark as run
@@ -149,7 +156,7 @@ def spark(args: dict[str, Any]) -> dict[str, Any]:
 
 
 WORKERS = {"pit-duckdb": pit_duckdb, "pit-fs": pit_fs_augment, "memory": memory, "serving": serving,
-           "spark": spark}
+           "serving-load": serving_load, "spark": spark}
 
 
 def run_worker(name: str, args: dict[str, Any], *, timeout: float = 900) -> dict[str, Any]:
