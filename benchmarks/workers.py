@@ -60,7 +60,10 @@ def pit_duckdb(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def pit_fs_augment(args: dict[str, Any]) -> dict[str, Any]:
-    """fs_augment: the augmenter's point-in-time transform of the spine (fitted on its first 1,000 rows)."""
+    """fs_augment: the augmenter's point-in-time transform of the spine (fitted on its first 1,000 rows).
+
+    ``args["as_of"]`` (ISO 8601), when given, is the augmenter's ``as_of``.
+    """
     import pandas as pd
 
     from benchmarks.data import PIT_RECIPE
@@ -68,7 +71,8 @@ def pit_fs_augment(args: dict[str, Any]) -> dict[str, Any]:
     from fs_augment import FeatureStoreAugmenter
 
     spine = pd.read_parquet(args["spine"])
-    aug = FeatureStoreAugmenter(PIT_RECIPE, env=args["env"], config_dir=args["config_dir"], mode="batch")
+    aug = FeatureStoreAugmenter(PIT_RECIPE, env=args["env"], config_dir=args["config_dir"], mode="batch",
+                                as_of=args.get("as_of"))
     aug.fit(spine.head(1000))
     rss_before = current_rss_mib()
     start = time.perf_counter()

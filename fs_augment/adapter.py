@@ -291,6 +291,7 @@ class FeatureStoreAdapter:
         online: bool = False,
         timestamp_column: str | None = None,
         verify: bool | None = None,
+        as_of: pd.Timestamp | None = None,
     ) -> dict[str, Any]:
         """Feature values aligned row by row with ``spine`` (positionally).
 
@@ -300,6 +301,13 @@ class FeatureStoreAdapter:
         checks that a feature absent for every row exists at all, raising
         :class:`FeatureNotFoundError` if not.
 
+        ``as_of`` (a UTC time, see :func:`fs_augment.keys.parse_as_of`) makes a batch
+        lookup read the offline store as it was then: point-in-time lookups ignore the
+        rows created after it, and lookups without ``timestamp_column`` give each entity
+        its latest row created by then (:meth:`OfflineStore.latest_as_of`) instead of
+        the online store's value. Online lookups (``online=True``) do not apply it: the
+        online store holds only the values of now.
+
         Returns
         -------
         dict
@@ -307,7 +315,9 @@ class FeatureStoreAdapter:
         """
         plan = self._plan_of(groups)
         if timestamp_column is not None and not online:
-            return self._point_in_time(spine, plan, timestamp_column)
+            return self._point_in_time(spine, plan, timestamp_column, as_of)
+        if as_of is not None and not online:
+            return self._latest_as_of(spine, plan, as_of)
         columns = self.entity_columns(spine, plan)
         return self._latest(columns, plan, online=online, verify=not online if verify is None else verify)
 
@@ -316,7 +326,8 @@ class FeatureStoreAdapter:
         return self.offline is not None and self.offline.joins_queries_of(data_lake_uri)
 
     def lookup_query(
-        self, sql: str, data_lake_uri: str, groups: Groups, timestamp_column: str,
+        self, sql: str, data_lake_uri: str, groups: Groups, timestamp_column: str, *,
+        as_of: pd.Timestamp | None = None,
     ) -> tuple[pd.DataFrame, pa.Table]:
         """The rows of a Loader SQL query and their point-in-time correct features, in one query.
 
@@ -338,7 +349,7 @@ class FeatureStoreAdapter:
         assert self.offline is not None
         start = time.perf_counter()
         groups = self._plan_of(groups).groups
-        spine, values = self.offline.point_in_time_query(sql, data_lake_uri, groups, timestamp_column)
+        spine, values = self.offline.point_in_time_query(sql, data_lake_uri, groups, timestamp_column, as_of=as_of)
         missing = sum(column.null_count for column in values.columns)
         self.metrics.record("point_in_time", time.perf_counter() - start,
                             values=len(spine) * sum(len(g.features) for g in groups), missing=missing)
@@ -368,8 +379,11 @@ class FeatureStoreAdapter:
         *,
         online: bool = False,
         timestamp_column: str | None = None,
+        as_of: pd.Timestamp | None = None,
     ) -> pd.DataFrame:
         """Feature values as a DataFrame with ``spine``'s index, one column per feature.
+
+        ``online``, ``timestamp_column`` and ``as_of`` are as for :meth:`lookup_columns`.
 
         Examples
         --------
@@ -379,7 +393,7 @@ class FeatureStoreAdapter:
         ['user_demographics:age']
         """
         plan = self._plan_of(feature_specs)
-        values = self.lookup_columns(spine, plan, online=online, timestamp_column=timestamp_column)
+        values = self.lookup_columns(spine, plan, online=online, timestamp_column=timestamp_column, as_of=as_of)
         data = {}
         for name in plan.names:
             column = values[name]
@@ -640,18 +654,27 @@ class FeatureStoreAdapter:
                 f"store of environment {self.env!r}; the namespace has: {listing}"
             )
 
-    def _point_in_time(self, spine: pd.DataFrame, plan: LookupPlan, timestamp_column: str) -> dict[str, Any]:
+    def _offline_store(self, what: str) -> OfflineStore:
         if self.offline is None:
             raise StoreError(
-                f"point-in-time lookups need an offline store, but environment {self.env!r} has no "
+                f"{what} need an offline store, but environment {self.env!r} has no "
                 "feature_store.connection_info.offline_store_uri"
             )
-        if timestamp_column not in spine.columns:
-            raise SpineError(
-                f"timestamp column {timestamp_column!r} is not in the spine; the spine has columns: "
-                f"{', '.join(map(str, spine.columns))}"
-            )
+        return self.offline
+
+    def _latest_as_of(self, spine: pd.DataFrame, plan: LookupPlan, as_of: pd.Timestamp) -> dict[str, Any]:
+        offline = self._offline_store("batch lookups with as_of")
         start = time.perf_counter()
+        values = offline.latest_as_of(self._offline_spine(spine, plan), plan.groups, as_of)
+        self._record_offline("batch", start, len(spine), plan, values)
+        return values
+
+    def _record_offline(self, kind: str, start: float, rows: int, plan: LookupPlan, values: Mapping[str, Any]) -> None:
+        missing = sum(int(np.count_nonzero(pd.isna(column))) for column in values.values())
+        self.metrics.record(kind, time.perf_counter() - start, values=rows * sum(plan.widths), missing=missing)
+
+    def _offline_spine(self, spine: pd.DataFrame, plan: LookupPlan) -> pd.DataFrame:
+        """The entity columns of ``plan`` as the offline stores take them: text, None/NaN for no entity."""
         groups = plan.groups
         columns = plan.columns
         prepared: dict[str, Any] = {}
@@ -664,11 +687,19 @@ class FeatureStoreAdapter:
         if others:
             for column, texts in self.entity_columns(spine, others).items():
                 prepared[column] = pd.Series(texts, dtype=object)
-        prepared = {column: prepared[column] for column in columns}
+        return pd.DataFrame({column: prepared[column] for column in columns})
+
+    def _point_in_time(self, spine: pd.DataFrame, plan: LookupPlan, timestamp_column: str,
+                       as_of: pd.Timestamp | None = None) -> dict[str, Any]:
+        offline = self._offline_store("point-in-time lookups")
+        if timestamp_column not in spine.columns:
+            raise SpineError(
+                f"timestamp column {timestamp_column!r} is not in the spine; the spine has columns: "
+                f"{', '.join(map(str, spine.columns))}"
+            )
+        start = time.perf_counter()
+        prepared = self._offline_spine(spine, plan)
         prepared[timestamp_column] = to_utc(spine[timestamp_column], timestamp_column).array
-        values = self.offline.point_in_time(pd.DataFrame(prepared), groups, timestamp_column)
-        elapsed = time.perf_counter() - start
-        missing = sum(int(np.count_nonzero(pd.isna(column))) for column in values.values())
-        self.metrics.record("point_in_time", elapsed, values=len(spine) * sum(len(g.features) for g in groups),
-                            missing=missing)
+        values = offline.point_in_time(prepared, plan.groups, timestamp_column, as_of=as_of)
+        self._record_offline("point_in_time", start, len(spine), plan, values)
         return values

@@ -22,7 +22,7 @@ from fs_augment._frames import Frame, as_pandas, by_position, in_container
 from fs_augment._serving import NO_DEFAULT, Layout, column_arrays, transform_row
 from fs_augment.connections import get_adapter
 from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
-from fs_augment.keys import entity_texts
+from fs_augment.keys import entity_texts, parse_as_of
 from fs_augment.plan import LookupPlan
 from fs_augment.recipe import Recipe, load_recipe
 from fs_augment.spine_query import SpineQuery, run_spine_query
@@ -86,6 +86,16 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         Pin int features to ``Int64`` and bool features to ``boolean`` (missing
         as ``pd.NA``) instead of ``float64`` (missing as NaN), which every
         scikit-learn estimator accepts.
+    as_of : datetime or str, optional
+        Read the offline store as it was at this time (a datetime, naive meaning
+        UTC, or ISO 8601 text), so that a training set can be rebuilt exactly
+        later: batch lookups ignore the feature rows created after it (created
+        is ``created_timestamp`` where the table has it and it is not null, else
+        ``event_timestamp``). Point-in-time lookups then use only rows created
+        by ``as_of``; batch lookups without a timestamp column read each
+        entity's latest row created by then from the offline store (not the
+        online store). Online lookups do not apply it: the online store holds
+        only the values of now. See :doc:`/point_in_time`.
 
     Attributes
     ----------
@@ -109,6 +119,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     fitted_env_ : str
         The environment the training lookup read (recorded, not used to choose
         where to read later).
+    as_of_ : Timestamp or None
+        ``as_of`` read as a UTC :class:`pandas.Timestamp` (None when unset); every
+        batch lookup of the fitted augmenter, fit and transform, reads the
+        offline store as of this time.
     missing_rate_ : dict
         Output feature name → fraction missing in the training lookup (before
         defaults). A transform changes no fitted state: its figures go to the
@@ -158,6 +172,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         max_missing_rate: float | None = None,
         on_missing: str = "warn",
         nullable_dtypes: bool = False,
+        as_of: Any = None,
     ) -> None:
         self.recipe = recipe
         self.env = env
@@ -169,6 +184,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self.max_missing_rate = max_missing_rate
         self.on_missing = on_missing
         self.nullable_dtypes = nullable_dtypes
+        self.as_of = as_of
 
     # --- scikit-learn API ---------------------------------------------------
     def fit(self, X: Frame | SpineQuery, y: Any = None) -> FeatureStoreAugmenter:
@@ -216,7 +232,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 f"{', '.join(map(repr, sorted(fit_params)))}: it takes only X and y")
         values = None
         if isinstance(X, SpineQuery):
-            X, table = self._run_spine_query(X, load_recipe(self.recipe))
+            X, table = self._run_spine_query(X, load_recipe(self.recipe), self.as_of)
             values = None if table is None else _aligned(table)
         return self._fit_transform_values(as_pandas(X), values)
 
@@ -259,7 +275,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         if not hasattr(self, "feature_columns_"):
             check_is_fitted(self, "feature_columns_")  # raises NotFittedError with sklearn's message
         if isinstance(X, SpineQuery):
-            X, table = self._run_spine_query(X, self.recipe_)
+            X, table = self._run_spine_query(X, self.recipe_, self.__dict__.get("as_of_"))
             if table is not None:
                 return self._transform_values(X, _aligned(table))
         X = as_pandas(X)
@@ -279,7 +295,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         adapter = get_adapter(self.env, self.config_dir)
         return self._output(self._assemble(X, values, adapter=adapter, arrays=arrays)[0], X)
 
-    def _run_spine_query(self, query: SpineQuery, recipe: Recipe) -> tuple[pd.DataFrame, pa.Table | None]:
+    def _run_spine_query(self, query: SpineQuery, recipe: Recipe, as_of: Any) -> tuple[pd.DataFrame, pa.Table | None]:
         """The rows of ``query`` and, when joined in place, their features (see :func:`run_spine_query`)."""
         from fs_augment.config import load_config
 
@@ -287,7 +303,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         adapter = get_adapter(self.env, self.config_dir)
         config = adapter.config if adapter.config is not None else load_config(adapter.env, self.config_dir)
         timestamp = recipe.timestamp_column if self._resolve_mode() == "batch" else None
-        return run_spine_query(query, adapter, recipe.groups, timestamp, config)
+        return run_spine_query(query, adapter, recipe.groups, timestamp, config, as_of=as_of)
 
     def set_output(self, *, transform: str | None = None) -> FeatureStoreAugmenter:
         """Set the output container of ``transform`` and ``fit_transform``, as scikit-learn's ``set_output``.
@@ -383,6 +399,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     def _fit_lookup(self, X: pd.DataFrame, values: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
         self.__dict__.pop("_layout_", None)  # a refit pins a new output
         self._check_params()
+        self.as_of_ = None if self.as_of is None else parse_as_of(self.as_of, "as_of")
         recipe: Recipe = load_recipe(self.recipe)
         self.recipe_ = recipe
         X = self._check_frame(X, fitting=True)
@@ -494,10 +511,11 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         plan = self._layout().plan if arrays is not None else LookupPlan(recipe.groups)
         timestamp = recipe.timestamp_column
         use_time = not online and timestamp is not None and timestamp in X.columns
+        as_of = None if online else self.__dict__.get("as_of_")  # the online store has only the values of now
         online = online and len(X) <= ONLINE_MAX_ROWS
-        if arrays is None or use_time:
-            return adapter.lookup_columns(X, plan, online=online,
-                                          timestamp_column=timestamp if use_time else None, verify=verify)
+        if arrays is None or use_time or as_of is not None:
+            return adapter.lookup_columns(X, plan, online=online, timestamp_column=timestamp if use_time else None,
+                                          verify=verify, as_of=as_of)
         texts = {column: entity_texts(arrays[column], column) for column in plan.columns}
         return adapter.lookup_texts(texts, plan, online=online, verify=verify)
 

@@ -85,6 +85,8 @@ def _print_training(result: Any) -> None:
         print(f"  {name:<10} {value:.4f}")
     print(f"model:    {result.model_uri}  (run {result.run_id})")
     print(f"tracking: {mask_url(result.tracking_uri)}")
+    if result.as_of is not None:
+        print(f"as of:    {result.as_of}  (rebuild the training set with --as-of {result.as_of})")
     print("serve it (the features are looked up online, in the environment it runs in):")
     print(f"  {result.serve_command}")
     print("then ask it for a prediction:")
@@ -122,7 +124,7 @@ def _train(args: argparse.Namespace) -> int:
 
     _quiet_mlflow()
     result = train(args.recipe, env=args.env, config_dir=args.config_dir, tracking_uri=args.tracking_uri,
-                   experiment=args.experiment, progress=not args.no_progress)
+                   experiment=args.experiment, progress=not args.no_progress, as_of=args.as_of)
     _print_training(result)
     return 0
 
@@ -277,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(point in time when it has times), fit the recipe's model, evaluate it on a "
                                    "held-out split and log it with MLflow.")
     p.add_argument("recipe", help="recipe YAML file with loader and model sections")
+    p.add_argument("--as-of", default=None, metavar="TIME",
+                   help="read the offline store as of this ISO 8601 time, e.g. a logged run's fs_augment.as_of to "
+                        "rebuild its training set (default: when the job starts, if the environment has an "
+                        "offline store)")
     p.set_defaults(handler=_train)
 
     p = sub.add_parser("lookup", parents=[common, environment], help="one online lookup of a recipe's features",

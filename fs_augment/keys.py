@@ -34,7 +34,7 @@ import numpy as np
 import orjson as _orjson  # a faster parser for the same JSON grammar
 import pandas as pd
 
-from fs_augment.errors import RecipeError, SpineError
+from fs_augment.errors import ParameterError, RecipeError, SpineError
 
 __all__ = [
     "CREATED_COLUMN",
@@ -52,6 +52,7 @@ __all__ = [
     "event_time_key",
     "feature_key",
     "format_event_time",
+    "parse_as_of",
     "parse_event_time",
     "validate_name",
 ]
@@ -184,6 +185,46 @@ def format_event_time(ns: int) -> str:
     if fraction:
         text += f".{fraction // 1000:06d}" if fraction % 1000 == 0 else f".{fraction:09d}"
     return text + "Z"
+
+
+def parse_as_of(value: Any, parameter: str = "as_of") -> pd.Timestamp:
+    """A time given as ``as_of`` (a datetime or ISO 8601 text) as a UTC :class:`pandas.Timestamp`.
+
+    A datetime without a time zone, and ISO 8601 text without an offset, are
+    UTC; zoned times are converted. Text is read strictly as ISO 8601 (no
+    ``"now"``, no other formats); fractions to the nanosecond are kept.
+
+    Raises
+    ------
+    ParameterError
+        ``value`` is neither, or text that is no ISO 8601 time; the message
+        names ``parameter`` and the value.
+
+    Examples
+    --------
+    >>> parse_as_of("2024-06-01T12:00:00+09:00")
+    Timestamp('2024-06-01 03:00:00+0000', tz='UTC')
+    >>> import datetime as dt
+    >>> parse_as_of(dt.datetime(2024, 6, 1))
+    Timestamp('2024-06-01 00:00:00+0000', tz='UTC')
+    """
+    if isinstance(value, str):
+        try:
+            ns = parse_event_time(value.strip())
+            if ns is not None:
+                return pd.Timestamp(ns, tz="UTC")
+        except (ValueError, OverflowError):  # OutOfBoundsDatetime is a ValueError
+            pass
+        raise ParameterError(f"{parameter} must be a datetime or ISO 8601 text such as "
+                             f"'2024-06-01T00:00:00Z' (years 1678 to 2261), got {value!r}")
+    if isinstance(value, _dt.datetime | np.datetime64) and not pd.isna(value):
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, OverflowError) as exc:  # OutOfBoundsDatetime is a ValueError
+            raise ParameterError(f"{parameter} {value!r} cannot be a time: {exc}") from None
+        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    raise ParameterError(f"{parameter} must be a datetime or ISO 8601 text such as '2024-06-01T00:00:00Z', "
+                         f"got {value!r} ({type(value).__name__})")
 
 
 def _is_missing(value: Any) -> bool:

@@ -176,6 +176,8 @@ class OfflineStore(_Closable, ABC):
         spine: pd.DataFrame,
         groups: Sequence[FeatureGroup],
         timestamp_column: str,
+        *,
+        as_of: pd.Timestamp | None = None,
     ) -> dict[str, Any]:
         """Point-in-time correct feature values for every spine row.
 
@@ -187,6 +189,10 @@ class OfflineStore(_Closable, ABC):
             ``datetime64[..., UTC]``. Its index is a plain RangeIndex.
         groups : sequence of FeatureGroup
         timestamp_column : str
+        as_of : Timestamp, optional
+            Ignore the rows created after this time: created is the row's
+            ``created_timestamp`` where the table has one and it is not null,
+            else its ``event_timestamp``.
 
         Returns
         -------
@@ -194,6 +200,18 @@ class OfflineStore(_Closable, ABC):
             ``"namespace:feature"`` → array-like of values aligned with the
             spine's rows, None/NaN where no row is at or before the row's time
             (or the newest such row is older than the group's ``max_age``).
+        """
+
+    @abstractmethod
+    def latest_as_of(self, spine: pd.DataFrame, groups: Sequence[FeatureGroup], as_of: pd.Timestamp) -> dict[str, Any]:
+        """The latest values each spine row's entities had at ``as_of``, from the rows created by then.
+
+        The row of an entity is the one :meth:`read_latest` would have picked
+        at ``as_of``: the latest by ``event_timestamp`` of the rows created
+        (as for :meth:`point_in_time`) at or before ``as_of``. With a group's
+        ``max_age``, a row more than ``max_age`` older than ``as_of`` gives
+        missing values. ``spine`` is as for :meth:`point_in_time`, without
+        times; the result is aligned with its rows.
         """
 
     @abstractmethod
@@ -261,6 +279,8 @@ class OfflineStore(_Closable, ABC):
         data_lake_uri: str,
         groups: Sequence[FeatureGroup],
         timestamp_column: str,
+        *,
+        as_of: pd.Timestamp | None = None,
     ) -> tuple[pd.DataFrame, pa.Table]:
         """The rows of a Loader SQL query and their point-in-time correct features, in one query.
 
@@ -276,6 +296,8 @@ class OfflineStore(_Closable, ABC):
             Where the Loader SQL runs (:meth:`joins_queries_of` is True for it).
         groups : sequence of FeatureGroup
         timestamp_column : str
+        as_of : Timestamp, optional
+            Ignore the rows created after this time, as :meth:`point_in_time` does.
 
         Returns
         -------
