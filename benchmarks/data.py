@@ -58,15 +58,21 @@ class Sizes:
     memory_rows: int
     import_runs: int
     serving_requests: int
+    #: the served model under load: seconds of load per model and cell, the client counts, extra settings
+    load_seconds: float
+    load_clients: tuple[int, ...]
+    load_settings: bool
 
 
 SIZES = {
     "full": Sizes(users=100_000, products=10_000, online_calls=3000, online_warmup=300, batch_small=1000,
                   batch_large=100_000, batch_runs=15, batch_large_runs=5, pit_small=100_000, pit_large=1_000_000,
-                  pit_runs=3, memory_rows=1_000_000, import_runs=7, serving_requests=400),
+                  pit_runs=3, memory_rows=1_000_000, import_runs=7, serving_requests=400,
+                  load_seconds=4.0, load_clients=(1, 8, 32), load_settings=True),
     "smoke": Sizes(users=500, products=50, online_calls=100, online_warmup=20, batch_small=100, batch_large=500,
                    batch_runs=3, batch_large_runs=2, pit_small=500, pit_large=2000, pit_runs=1, memory_rows=2000,
-                   import_runs=2, serving_requests=30),
+                   import_runs=2, serving_requests=30,
+                   load_seconds=0.4, load_clients=(1, 8), load_settings=False),
 }
 
 

@@ -71,6 +71,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         label = f"{pit['rows']:,}"
         ratio_row(f"point in time {label} spine: wall ≤ 1.2× DuckDB ASOF JOIN",
                   _get(pit, "fs_augment", "median_s"), _get(pit, "duckdb", "median_s"), 1.2, "ms", 1e3)
+        floor = _get(pit, "duckdb", "median_s")
+        for variant, what in (("fs_augment_as_of", "with as_of"),
+                              ("fs_augment_created", "tables with created_timestamp"),
+                              ("fs_augment_created_as_of", "created_timestamp and as_of")):
+            fs = _get(pit, variant, "median_s")
+            if fs is not None and floor:
+                rows.append({"target": f"(info) point in time {label} spine, {what}: wall ÷ DuckDB ASOF JOIN",
+                             "fs_augment": fs * 1e3, "floor": floor * 1e3, "unit": "ms", "measured": fs / floor,
+                             "limit": None, "kind": "info_ratio", "status": "info"})
         peak = _get(pit, "fs_augment", "peak_rss_mib")
         if key == "pit_small":
             rows.append({"target": f"point in time {label} spine: peak RSS ≤ Feast's ({FEAST_PIT_PEAK_RSS_MIB} MiB)",
@@ -106,6 +115,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                      "measured": difference, "limit": 1.0, "kind": "difference_ms", "status": "info"})
     else:
         rows.append({"target": "served MLflow model", "measured": None, "status": "not run"})
+    rows += _load_targets(results.get("serving_load"))
     spark = results.get("spark")
     if spark:
         commands = spark["commands"]
@@ -124,6 +134,61 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     else:
         rows.append({"target": "Spark batch scoring", "measured": None, "status": "not run"})
     return rows
+
+
+def _load_targets(load: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """At the most clients measured: what the lookups add at p99, each worker count and request size."""
+    if not load:
+        return [{"target": "served model under concurrent clients", "measured": None, "status": "not run"}]
+    rows: list[dict[str, Any]] = []
+    most = max(cell["clients"] for cell in load["cells"])
+    by_key = {(c["workers"], c["rows"], c["clients"]): c for c in load["cells"]}
+    for (workers, size, clients), cell in sorted(by_key.items()):
+        if clients != most:
+            continue
+        served, direct = cell["augmented"]["p99_us"] / 1e3, cell["direct"]["p99_us"] / 1e3
+        difference = served - direct
+        target = size == 1  # ANCHORS.md's target is the 1-row request; 100-row requests are information
+        label = f"{workers} worker{'s' if workers > 1 else ''}, {size}-row requests"
+        rows.append({"target": f"{'' if target else '(info) '}served model p99 under {clients} clients ≤ 1 ms above "
+                               f"features passed in ({label})",
+                     "fs_augment": served, "floor": direct, "unit": "ms", "measured": difference, "limit": 1.0,
+                     "kind": "difference_ms",
+                     "status": ("PASS" if difference <= 1.0 else "MISS") if target else "info"})
+    for size in sorted({c["rows"] for c in load["cells"]}):
+        one, two = by_key.get((1, size, most)), by_key.get((2, size, most))
+        if one and two:
+            rps1, rps2 = one["augmented"]["requests_per_s"], two["augmented"]["requests_per_s"]
+            rows.append({"target": f"(info) served model requests/s, 2 workers ÷ 1, {most} clients, {size}-row "
+                                   "requests", "fs_augment": rps2, "floor": rps1, "unit": "req/s",
+                         "measured": rps2 / rps1, "limit": None, "kind": "info_ratio", "status": "info"})
+    return rows
+
+
+def _load_tables(load: dict[str, Any]) -> list[str]:
+    out = [f"### Served model under concurrent clients ({load['model']}, `mlflow models serve --workers N`)", "",
+           "| workers | clients | rows a request | with lookups: req/s | p50 ms | p99 ms | features passed in: req/s "
+           "| p50 ms | p99 ms | p99 difference |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for cell in sorted(load["cells"], key=lambda c: (c["rows"], c["workers"], c["clients"])):
+        a, d = cell["augmented"], cell["direct"]
+        out.append(f"| {cell['workers']} | {cell['clients']} | {cell['rows']} | {a['requests_per_s']:,.0f} | "
+                   f"{a['p50_us'] / 1e3:.1f} | {a['p99_us'] / 1e3:.1f} | {d['requests_per_s']:,.0f} | "
+                   f"{d['p50_us'] / 1e3:.1f} | {d['p99_us'] / 1e3:.1f} | "
+                   f"{(a['p99_us'] - d['p99_us']) / 1e3:+.1f} ms |")
+    threads = " ".join(f"{k}={v}" for k, v in load["threads"].items())
+    out += ["", f"{load['seconds_per_cell']:g} s of load per model and cell (two slices each, in the order with "
+            "lookups, passed in, passed in, with lookups); clients are threads of the benchmark process on the same "
+            f"{load['cores']} cores, one keep-alive connection each; servers run with {threads}. Load average "
+            f"before/after: {', '.join(f'{v:.2f}' for v in load['load_before'])} / "
+            f"{', '.join(f'{v:.2f}' for v in load['load_after'])}.", ""]
+    if load.get("settings"):
+        out += ["| setting (with lookups, 32 clients) | workers | rows a request | req/s | p50 ms | p99 ms |",
+                "|---|---|---|---|---|---|"]
+        for row in load["settings"]:
+            out.append(f"| {row['setting']} | {row['workers']} | {row['rows']} | {row['requests_per_s']:,.0f} | "
+                       f"{row['p50_us'] / 1e3:.1f} | {row['p99_us'] / 1e3:.1f} |")
+        out.append("")
+    return out
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -146,7 +211,7 @@ def _measured(row: dict[str, Any]) -> str:
     if kind == "info_ratio":
         return f"{value:.2f}×"
     if kind == "difference_ms":
-        return f"+{value:.2f} ms (limit {row['limit']:g} ms)"
+        return f"{value:+.2f} ms (limit {row['limit']:g} ms)"
     if row.get("unit") == "ms" and row.get("limit") == 0.3:
         return f"{value * 1e3:.1f} ms (limit 300 ms)"
     if row.get("limit") is not None:
@@ -236,6 +301,9 @@ def detail_tables(results: dict[str, Any]) -> str:
                 f"{(sa - serving['inprocess_direct']['p50_us']) / 1e3:+.2f} ms; served − in-process pyfunc "
                 f"{(sa - serving['inprocess_pyfunc']['p50_us']) / 1e3:+.2f} ms. Predictions of the two served models "
                 f"differed on {serving['prediction_mismatches']} of 50 rows.", ""]
+    load = results.get("serving_load")
+    if load:
+        out += _load_tables(load)
     spark = results.get("spark")
     if spark:
         out += _spark_tables(spark)

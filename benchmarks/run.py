@@ -16,9 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ("online", "batch", "pit", "import", "memory", "serving", "spark")
+BENCHMARKS = ("online", "batch", "pit", "import", "memory", "serving", "serving_load", "spark")
 #: Not run at ``--size smoke`` unless named with ``--only`` (they start MLflow servers or a JVM).
-HEAVY = ("serving", "spark")
+HEAVY = ("serving", "serving_load", "spark")
 ENV = "bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/12"
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,19 +46,59 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _pit(sizes: Any, work: Path, config_dir: Path, rows: int, runs: int, seed: int) -> dict[str, Any]:
+#: The spine's times are in 2024 (benchmarks.data): an as_of inside it ignores the rows created later.
+PIT_AS_OF = "2024-07-01T00:00:00Z"
+
+
+def _with_created(work: Path, redis_url: str, seed: int) -> Path:
+    """A copy of the parquet folder whose tables have ``created_timestamp`` (a lag of 0 to 3 days, a tenth
+    null), and the config folder of an environment reading it; made once per run."""
+    import numpy as np
+    import pandas as pd
+
+    from benchmarks.data import write_config
+
+    folder = work / "created"
+    config_dir = folder / "config"
+    if config_dir.is_dir():
+        return config_dir
+    rng = np.random.default_rng(seed)
+    (folder / "features").mkdir(parents=True)
+    for path in sorted((work / "features").glob("*.parquet")):
+        table = pd.read_parquet(path)
+        lag = pd.to_timedelta(rng.integers(0, 3 * 86400, len(table)), unit="s")
+        created = pd.Series(pd.to_datetime(table["event_timestamp"], utc=True) + lag, index=table.index)
+        created[rng.random(len(table)) < 0.1] = pd.NaT
+        table.insert(table.columns.get_loc("event_timestamp") + 1, "created_timestamp", created)
+        table.to_parquet(folder / "features" / path.name, index=False)
+    return write_config(folder, redis_url, folder / "features")
+
+
+def _pit(sizes: Any, work: Path, config_dir: Path, rows: int, runs: int, seed: int,
+         redis_url: str = DEFAULT_REDIS_URL) -> dict[str, Any]:
+    """The hand-written ASOF JOIN floor against the augmenter's point-in-time transform: over the plain
+    tables, with ``as_of``, over tables with ``created_timestamp``, and with both."""
     from benchmarks.data import spine
     from benchmarks.workers import run_worker
 
     spine_file = work / f"spine_{rows}.parquet"
     spine(sizes, rows, seed=seed, times=True).to_parquet(spine_file, index=False)
     features = str(work / "features")
-    results: dict[str, list[dict[str, Any]]] = {"duckdb": [], "fs_augment": []}
+    created_config = _with_created(work, redis_url, seed)
+    base = {"spine": str(spine_file), "features": features, "env": ENV}
+    variants = {
+        "duckdb": ("pit-duckdb", {**base, "config_dir": str(config_dir)}),
+        "fs_augment": ("pit-fs", {**base, "config_dir": str(config_dir)}),
+        "fs_augment_as_of": ("pit-fs", {**base, "config_dir": str(config_dir), "as_of": PIT_AS_OF}),
+        "fs_augment_created": ("pit-fs", {**base, "config_dir": str(created_config)}),
+        "fs_augment_created_as_of": ("pit-fs", {**base, "config_dir": str(created_config), "as_of": PIT_AS_OF}),
+    }
+    results: dict[str, list[dict[str, Any]]] = {key: [] for key in variants}
     for i in range(runs):
-        order = [("duckdb", "pit-duckdb"), ("fs_augment", "pit-fs")]
-        for key, worker in (order if i % 2 == 0 else order[::-1]):
-            results[key].append(run_worker(worker, {"spine": str(spine_file), "features": features, "env": ENV,
-                                                    "config_dir": str(config_dir)}))
+        order = list(variants)
+        for key in (order if i % 2 == 0 else order[::-1]):
+            worker, worker_args = variants[key]
+            results[key].append(run_worker(worker, worker_args))
     out: dict[str, Any] = {"rows": rows, "runs": runs}
     for key, items in results.items():
         out[key] = {
@@ -139,9 +179,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             _step(results, "batch", batch)
         if "pit" in selected:
             def pit() -> None:
-                results["pit_small"] = _pit(sizes, work, config_dir, sizes.pit_small, sizes.pit_runs, seed=4)
+                results["pit_small"] = _pit(sizes, work, config_dir, sizes.pit_small, sizes.pit_runs, seed=4,
+                                            redis_url=args.redis_url)
                 results["pit_large"] = _pit(sizes, work, config_dir, sizes.pit_large, max(1, sizes.pit_runs - 1),
-                                            seed=5)
+                                            seed=5, redis_url=args.redis_url)
 
             _step(results, "point in time", pit)
         if "memory" in selected:
@@ -157,6 +198,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                             "work": str(work / "mlflow")})
 
             _step(results, "serving", serving)
+        if "serving_load" in selected:
+            def serving_load() -> None:
+                results["serving_load"] = run_worker(
+                    "serving-load", {"size": args.size, "seconds": sizes.load_seconds, "workers": [1, 2],
+                                     "clients": list(sizes.load_clients), "settings": sizes.load_settings,
+                                     "env": ENV, "config_dir": str(config_dir), "work": str(work / "mlflow_load")},
+                    timeout=1200)
+
+            _step(results, "serving under load", serving_load)
         if "spark" in selected:
             def spark() -> None:
                 results["spark"] = run_worker("spark", {"size": args.size, "env": ENV, "config_dir": str(config_dir),

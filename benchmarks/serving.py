@@ -38,12 +38,12 @@ def _free_port() -> int:
 class _Server:
     """``mlflow models serve`` of one model, in a process group of its own (stopped by its id)."""
 
-    def __init__(self, model_uri: str, env: dict[str, str], log: Path) -> None:
+    def __init__(self, model_uri: str, env: dict[str, str], log: Path, workers: int = 1) -> None:
         self.port = _free_port()
         mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
         self.proc = subprocess.Popen(
             [mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1",
-             "-p", str(self.port), "-w", "1"],
+             "-p", str(self.port), "-w", str(workers)],
             env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
         self.log = log
         deadline = time.monotonic() + 120
@@ -64,8 +64,15 @@ class _Server:
         self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
 
     def invoke(self, body: bytes) -> Any:
-        self.connection.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
-        response = self.connection.getresponse()
+        try:
+            self.connection.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+            response = self.connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # the server closes a keep-alive connection left idle for a few seconds: open a new one
+            self.connection.close()
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.connection.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+            response = self.connection.getresponse()
         data = response.read()
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status}: {data[:2000]!r}")
@@ -86,7 +93,8 @@ def _split(frame: Any) -> bytes:
     return json.dumps({"dataframe_split": {"columns": [str(c) for c in frame.columns], "data": data}}).encode()
 
 
-def serving(args: dict[str, Any]) -> dict[str, Any]:
+def setup(args: dict[str, Any]) -> None:
+    """The worker's process environment: a sqlite tracking store in ``work``, the benchmark's store."""
     work = Path(args["work"])
     work.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
@@ -95,22 +103,24 @@ def serving(args: dict[str, Any]) -> dict[str, Any]:
     os.environ["FS_AUGMENT_ENV"] = args["env"]
     os.environ["FS_AUGMENT_CONFIG_DIR"] = args["config_dir"]
 
+
+def fit_and_log(sizes: Any, model: Any, *, dense: bool = False) -> tuple[Any, Any, Any, Any, Any]:
+    """Fit augmenter → one-hot encoding → ``model``; log it, and the same fitted steps without the augmenter.
+
+    ``dense``: the encoding hands ``model`` a dense array (models that take no sparse input).
+
+    Returns the pipeline, the pipeline without its augmenter, both models' infos and the training spine.
+    """
     import mlflow
-    import numpy as np
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
-    from sklearn.tree import DecisionTreeClassifier
 
     import fs_augment.mlflow as fs_mlflow
-    from benchmarks.data import RECIPE, SIZES, spine
+    from benchmarks.data import RECIPE, spine
     from fs_augment import FeatureStoreAugmenter
 
-    sizes = SIZES[args["size"]]
-    requests = int(args["requests"])
-    warmup = max(10, requests // 10)
     mlflow.set_experiment("fs_augment-benchmark")
-
     train = spine(sizes, min(3000, sizes.users), seed=31)
     augmented = FeatureStoreAugmenter(RECIPE, mode="batch", drop_entity_columns=True).fit_transform(train)
     y = (augmented["user_purchase_summary__ltv"] > augmented["user_purchase_summary__ltv"].median()).to_numpy()
@@ -121,15 +131,32 @@ def serving(args: dict[str, Any]) -> dict[str, Any]:
     pipe = Pipeline([
         ("augment", FeatureStoreAugmenter(RECIPE, drop_entity_columns=True)),
         ("encode", ColumnTransformer([("categories", OneHotEncoder(handle_unknown="ignore"), categorical),
-                                      ("numbers", "passthrough", numeric)])),
-        ("model", DecisionTreeClassifier(max_depth=8, random_state=0)),
+                                      ("numbers", "passthrough", numeric)],
+                                     sparse_threshold=0.0 if dense else 0.3)),
+        ("model", model),
     ]).fit(train, y)
     direct = Pipeline(pipe.steps[1:])
-
     with mlflow.start_run():
         info = fs_mlflow.log_model(pipe, "augmented", input_example=train.head(3))
         direct_info = mlflow.sklearn.log_model(direct, name="direct", input_example=augmented.head(3),
                                                serialization_format="cloudpickle")
+    return pipe, direct, info, direct_info, train
+
+
+def serving(args: dict[str, Any]) -> dict[str, Any]:
+    setup(args)
+    work = Path(args["work"])
+
+    import numpy as np
+    from sklearn.tree import DecisionTreeClassifier
+
+    import fs_augment.mlflow as fs_mlflow
+    from benchmarks.data import SIZES, spine
+
+    sizes = SIZES[args["size"]]
+    requests = int(args["requests"])
+    warmup = max(10, requests // 10)
+    pipe, direct, info, direct_info, _ = fit_and_log(sizes, DecisionTreeClassifier(max_depth=8, random_state=0))
 
     rng = np.random.default_rng(41)
     rows = spine(sizes, requests + warmup, seed=int(rng.integers(1 << 30)))

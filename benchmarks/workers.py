@@ -60,7 +60,10 @@ def pit_duckdb(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def pit_fs_augment(args: dict[str, Any]) -> dict[str, Any]:
-    """fs_augment: the augmenter's point-in-time transform of the spine (fitted on its first 1,000 rows)."""
+    """fs_augment: the augmenter's point-in-time transform of the spine (fitted on its first 1,000 rows).
+
+    ``args["as_of"]`` (ISO 8601), when given, is the augmenter's ``as_of``.
+    """
     import pandas as pd
 
     from benchmarks.data import PIT_RECIPE
@@ -68,7 +71,8 @@ def pit_fs_augment(args: dict[str, Any]) -> dict[str, Any]:
     from fs_augment import FeatureStoreAugmenter
 
     spine = pd.read_parquet(args["spine"])
-    aug = FeatureStoreAugmenter(PIT_RECIPE, env=args["env"], config_dir=args["config_dir"], mode="batch")
+    aug = FeatureStoreAugmenter(PIT_RECIPE, env=args["env"], config_dir=args["config_dir"], mode="batch",
+                                as_of=args.get("as_of"))
     aug.fit(spine.head(1000))
     rss_before = current_rss_mib()
     start = time.perf_counter()
@@ -137,6 +141,13 @@ def serving(args: dict[str, Any]) -> dict[str, Any]:
     return run(args)
 
 
+def serving_load(args: dict[str, Any]) -> dict[str, Any]:
+    """The served model under concurrent clients, 1 and 2 workers (see :mod:`benchmarks.serving_load`)."""
+    from benchmarks.serving_load import serving_load as run
+
+    return run(args)
+
+
 def spark(args: dict[str, Any]) -> dict[str, Any]:
     """Batch scoring with MLflow's spark_udf next to the in-process scorer (see :mod:`benchmarks.spark`)."""
     from benchmarks.spark import spark as run
@@ -145,7 +156,7 @@ def spark(args: dict[str, Any]) -> dict[str, Any]:
 
 
 WORKERS = {"pit-duckdb": pit_duckdb, "pit-fs": pit_fs_augment, "memory": memory, "serving": serving,
-           "spark": spark}
+           "serving-load": serving_load, "spark": spark}
 
 
 def run_worker(name: str, args: dict[str, Any], *, timeout: float = 900) -> dict[str, Any]:

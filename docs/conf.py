@@ -37,5 +37,5 @@ numpydoc_xref_param_type = False
 
 html_theme = "alabaster"
 html_title = f"fs_augment {release}"
-html_static_path: list[str] = []
+html_static_path: list[str] = ["_static"]
 smartquotes = False  # the accepted values are quoted as the validators quote them

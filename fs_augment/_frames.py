@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, overload
 
 import numpy as np
 import pandas as pd
 from sklearn import get_config
 from sklearn.base import TransformerMixin
 
-__all__ = ["as_pandas", "by_position", "in_container"]
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["Frame", "as_pandas", "by_position", "in_container"]
+
+#: A frame an augmenter takes and gives: pandas, or polars (input, or ``set_output(transform="polars")``).
+Frame: TypeAlias = "pd.DataFrame | pl.DataFrame"
 
 
+@overload
+def as_pandas(X: Frame) -> pd.DataFrame: ...
+@overload
+def as_pandas(X: Any) -> Any: ...
 def as_pandas(X: Any) -> Any:
     """``X`` as a pandas DataFrame when it is a polars DataFrame (converted once, here); else ``X`` itself."""
     if isinstance(X, pd.DataFrame):
@@ -32,13 +42,14 @@ def by_position(column: Any, index: pd.Index) -> Any:
     """
     if isinstance(column, pd.Series):
         column = column.array
-    if pd.api.types.is_object_dtype(getattr(column, "dtype", None)):
+    dtype = getattr(column, "dtype", None)
+    if dtype is not None and pd.api.types.is_object_dtype(dtype):
         return pd.Series(np.asarray(column, dtype=object), index=index, dtype=object, copy=False)
     return column
 
 
 def in_container(out: pd.DataFrame, X: Any, config: Mapping[str, Any] | None,
-                 names: Callable[[], np.ndarray]) -> Any:
+                 names: Callable[[], np.ndarray]) -> Frame:
     """``out`` in the configured output container: ``config`` (an estimator's ``set_output``), else scikit-learn's.
 
     The default container is answered at once; any other is made by scikit-learn's own
@@ -47,7 +58,8 @@ def in_container(out: pd.DataFrame, X: Any, config: Mapping[str, Any] | None,
     dense = config["transform"] if config and "transform" in config else get_config()["transform_output"]
     if dense == "default":
         return out
-    return _Container(out, names).set_output(transform=dense).transform(X)
+    wrapped: Frame = _Container(out, names).set_output(transform=dense).transform(X)
+    return wrapped
 
 
 class _Container(TransformerMixin):
@@ -57,7 +69,7 @@ class _Container(TransformerMixin):
     opted out, so ``pandas``/``polars`` output and the errors for unknown ones are scikit-learn's.
     """
 
-    def __init__(self, out: pd.DataFrame, names: Any) -> None:
+    def __init__(self, out: pd.DataFrame, names: Callable[[], np.ndarray]) -> None:
         self._out = out
         self._names = names
 

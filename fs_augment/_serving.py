@@ -92,6 +92,10 @@ class RowLayout:
     """
 
     __slots__ = ("float_placement", "kinds", "passthrough_placements", "str_placements")
+    kinds: tuple[tuple[bool, str, Any], ...]
+    passthrough_placements: tuple[np.ndarray, ...]
+    float_placement: np.ndarray | None
+    str_placements: tuple[np.ndarray, ...]
 
     @classmethod
     def build(cls, layout: Layout, nullable: bool) -> RowLayout | None:
@@ -151,8 +155,8 @@ def column_arrays(X: pd.DataFrame) -> list[tuple[Any, Any]]:
     """
     if _GET_COLUMN_ARRAY is None:  # pragma: no cover - a pandas without it
         return [(label, series.array) for label, series in X.items()]
-    get = X._get_column_array
-    return [(label, _as_extension_array(get(i))) for i, label in enumerate(X.columns)]
+    get = _GET_COLUMN_ARRAY
+    return [(label, _as_extension_array(get(X, i))) for i, label in enumerate(X.columns)]
 
 
 def _as_extension_array(array: Any) -> Any:

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,8 @@ DEGRADED_WARNING_INTERVAL = 60.0
 
 #: What the lookups take: a plan (the augmenter's, built once per recipe) or the groups themselves.
 Groups = LookupPlan | Sequence[FeatureGroup]
+#: What the public lookups take: the seed's feature-spec dicts, or groups as above.
+FeatureSpecs = Sequence[Mapping[str, Any]] | Groups
 
 
 #: max_age is remembered only as text ("7d"): == on numbers would take 1 for True
@@ -72,7 +74,8 @@ def to_utc(values: pd.Series, column: str) -> pd.Series:
             out = values.dt.tz_convert("UTC")
         else:
             out = pd.to_datetime(values, utc=True)
-        return out.astype("datetime64[ns, UTC]")
+        utc: pd.Series = out.astype("datetime64[ns, UTC]")
+        return utc
     except (ValueError, TypeError, OverflowError) as exc:  # OutOfBoundsDatetime is a ValueError
         raise SpineError(f"timestamp column {column!r} cannot be read as times: {exc}") from None
 
@@ -179,7 +182,7 @@ class FeatureStoreAdapter:
 
     # --- the contract's two calls -----------------------------------------
     def batch_get_features(
-        self, entity_spine: list[dict[str, Any]], feature_specs: list[dict[str, Any]]
+        self, entity_spine: list[dict[str, Any]], feature_specs: FeatureSpecs
     ) -> dict[str, dict[str, Any]]:
         """Latest features of many entities (CONTRACT 4.2).
 
@@ -234,7 +237,7 @@ class FeatureStoreAdapter:
         return result
 
     def online_get_features(
-        self, entity_keys: dict[str, Any], feature_specs: list[dict[str, Any]]
+        self, entity_keys: dict[str, Any], feature_specs: FeatureSpecs
     ) -> dict[str, Any]:
         """Latest features of one entity row, in one round trip (CONTRACT 4.3).
 
@@ -274,7 +277,7 @@ class FeatureStoreAdapter:
             if column not in spine.columns:
                 raise missing_entity_column(
                     column, list(spine.columns), [g.namespace for g in groups if g.entity_column == column])
-            series = spine[column]
+            series: pd.Series | pd.DataFrame = spine[column]  # a frame when the name is duplicated
             if isinstance(series, pd.DataFrame):
                 raise SpineError(f"the spine has more than one column named {column!r}")
             out[column] = entity_texts(series, column)
@@ -288,6 +291,7 @@ class FeatureStoreAdapter:
         online: bool = False,
         timestamp_column: str | None = None,
         verify: bool | None = None,
+        as_of: pd.Timestamp | None = None,
     ) -> dict[str, Any]:
         """Feature values aligned row by row with ``spine`` (positionally).
 
@@ -297,6 +301,13 @@ class FeatureStoreAdapter:
         checks that a feature absent for every row exists at all, raising
         :class:`FeatureNotFoundError` if not.
 
+        ``as_of`` (a UTC time, see :func:`fs_augment.keys.parse_as_of`) makes a batch
+        lookup read the offline store as it was then: point-in-time lookups ignore the
+        rows created after it, and lookups without ``timestamp_column`` give each entity
+        its latest row created by then (:meth:`OfflineStore.latest_as_of`) instead of
+        the online store's value. Online lookups (``online=True``) do not apply it: the
+        online store holds only the values of now.
+
         Returns
         -------
         dict
@@ -304,7 +315,9 @@ class FeatureStoreAdapter:
         """
         plan = self._plan_of(groups)
         if timestamp_column is not None and not online:
-            return self._point_in_time(spine, plan, timestamp_column)
+            return self._point_in_time(spine, plan, timestamp_column, as_of)
+        if as_of is not None and not online:
+            return self._latest_as_of(spine, plan, as_of)
         columns = self.entity_columns(spine, plan)
         return self._latest(columns, plan, online=online, verify=not online if verify is None else verify)
 
@@ -313,7 +326,8 @@ class FeatureStoreAdapter:
         return self.offline is not None and self.offline.joins_queries_of(data_lake_uri)
 
     def lookup_query(
-        self, sql: str, data_lake_uri: str, groups: Groups, timestamp_column: str,
+        self, sql: str, data_lake_uri: str, groups: Groups, timestamp_column: str, *,
+        as_of: pd.Timestamp | None = None,
     ) -> tuple[pd.DataFrame, pa.Table]:
         """The rows of a Loader SQL query and their point-in-time correct features, in one query.
 
@@ -335,7 +349,7 @@ class FeatureStoreAdapter:
         assert self.offline is not None
         start = time.perf_counter()
         groups = self._plan_of(groups).groups
-        spine, values = self.offline.point_in_time_query(sql, data_lake_uri, groups, timestamp_column)
+        spine, values = self.offline.point_in_time_query(sql, data_lake_uri, groups, timestamp_column, as_of=as_of)
         missing = sum(column.null_count for column in values.columns)
         self.metrics.record("point_in_time", time.perf_counter() - start,
                             values=len(spine) * sum(len(g.features) for g in groups), missing=missing)
@@ -361,12 +375,15 @@ class FeatureStoreAdapter:
     def get_feature_frame(
         self,
         spine: pd.DataFrame,
-        feature_specs: list[dict[str, Any]],
+        feature_specs: FeatureSpecs,
         *,
         online: bool = False,
         timestamp_column: str | None = None,
+        as_of: pd.Timestamp | None = None,
     ) -> pd.DataFrame:
         """Feature values as a DataFrame with ``spine``'s index, one column per feature.
+
+        ``online``, ``timestamp_column`` and ``as_of`` are as for :meth:`lookup_columns`.
 
         Examples
         --------
@@ -376,7 +393,7 @@ class FeatureStoreAdapter:
         ['user_demographics:age']
         """
         plan = self._plan_of(feature_specs)
-        values = self.lookup_columns(spine, plan, online=online, timestamp_column=timestamp_column)
+        values = self.lookup_columns(spine, plan, online=online, timestamp_column=timestamp_column, as_of=as_of)
         data = {}
         for name in plan.names:
             column = values[name]
@@ -436,7 +453,8 @@ class FeatureStoreAdapter:
                 codes_by_group.append(None)
                 no_entity.append(int(entity is None))
                 continue
-            codes, uniques = pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=True)
+            # pandas-stubs wants str items for dtype=object; None (no entity) is what the sentinel is for
+            codes, uniques = pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=True)  # type: ignore[arg-type]
             requests.append(FeatureRequest(namespace, features, uniques.tolist(), column))
             codes_by_group.append(codes)
             no_entity.append(int(np.count_nonzero(codes < 0)))
@@ -449,8 +467,8 @@ class FeatureStoreAdapter:
         now = self.clock() if plan.timed else 0
         stale: dict[str, int] = {}
         unreadable: dict[str, int] = {}
-        for group, codes, absent, result, limit in zip(plan.groups, codes_by_group, no_entity, fetched,
-                                                       plan.max_age_ns, strict=True):
+        for group, group_codes, absent, result, limit in zip(plan.groups, codes_by_group, no_entity, fetched,
+                                                             plan.max_age_ns, strict=True):
             old: list[int] = []
             if limit is not None:  # the last column read is the event time of each entity
                 stamps, result = result[-1], result[:-1]
@@ -467,14 +485,14 @@ class FeatureStoreAdapter:
                     values = list(values)
                     for at in old:
                         values[at] = None
-                if codes is None:
-                    column: Any = values if values else [None]
+                if group_codes is None:
+                    looked_up: Any = values if values else [None]
                 else:
                     lookup = np.empty(len(values) + 1, dtype=object)
                     lookup[:-1] = values
                     lookup[-1] = None
-                    column = lookup[codes]
-                out[name] = column
+                    looked_up = lookup[group_codes]
+                out[name] = looked_up
                 n_missing = (values.count(None) if type(values) is list else sum(v is None for v in values)) + absent
                 total += len(values)
                 missing += n_missing
@@ -486,12 +504,12 @@ class FeatureStoreAdapter:
         """The latest values of one entity row (key text per entity column of ``plan``), flat in name order."""
         start = time.perf_counter()
         if None in texts or (online and self.cache is not None):
-            requests = [FeatureRequest(namespace, features, [] if texts[at] is None else [texts[at]], column)
+            requests = [FeatureRequest(namespace, features, [] if (text := texts[at]) is None else [text], column)
                         for namespace, features, column, at in plan.requests]
             read = [column[0] if column else None for result in self._fetch(requests, online=online)
                     for column in result]
         else:  # every entity known, no cache: the store's one-row reader, worked out once per plan
-            read = self._read_row(texts, plan, online=online)
+            read = self._read_row(cast("list[str]", texts), plan, online=online)
         if plan.timed:
             values, stale, unreadable = self._fresh_row(read, plan)
         else:
@@ -503,7 +521,7 @@ class FeatureStoreAdapter:
                      stale, unreadable)
         return values
 
-    def _read_row(self, texts: list[str | None], plan: LookupPlan, *, online: bool) -> list[Any]:
+    def _read_row(self, texts: list[str], plan: LookupPlan, *, online: bool) -> list[Any]:
         reader = self._row_readers.get(plan)
         if reader is None:
             if len(self._row_readers) >= _MAX_PARSED:  # plans come from a few recipes; never grow without bound
@@ -636,18 +654,27 @@ class FeatureStoreAdapter:
                 f"store of environment {self.env!r}; the namespace has: {listing}"
             )
 
-    def _point_in_time(self, spine: pd.DataFrame, plan: LookupPlan, timestamp_column: str) -> dict[str, Any]:
+    def _offline_store(self, what: str) -> OfflineStore:
         if self.offline is None:
             raise StoreError(
-                f"point-in-time lookups need an offline store, but environment {self.env!r} has no "
+                f"{what} need an offline store, but environment {self.env!r} has no "
                 "feature_store.connection_info.offline_store_uri"
             )
-        if timestamp_column not in spine.columns:
-            raise SpineError(
-                f"timestamp column {timestamp_column!r} is not in the spine; the spine has columns: "
-                f"{', '.join(map(str, spine.columns))}"
-            )
+        return self.offline
+
+    def _latest_as_of(self, spine: pd.DataFrame, plan: LookupPlan, as_of: pd.Timestamp) -> dict[str, Any]:
+        offline = self._offline_store("batch lookups with as_of")
         start = time.perf_counter()
+        values = offline.latest_as_of(self._offline_spine(spine, plan), plan.groups, as_of)
+        self._record_offline("batch", start, len(spine), plan, values)
+        return values
+
+    def _record_offline(self, kind: str, start: float, rows: int, plan: LookupPlan, values: Mapping[str, Any]) -> None:
+        missing = sum(int(np.count_nonzero(pd.isna(column))) for column in values.values())
+        self.metrics.record(kind, time.perf_counter() - start, values=rows * sum(plan.widths), missing=missing)
+
+    def _offline_spine(self, spine: pd.DataFrame, plan: LookupPlan) -> pd.DataFrame:
+        """The entity columns of ``plan`` as the offline stores take them: text, None/NaN for no entity."""
         groups = plan.groups
         columns = plan.columns
         prepared: dict[str, Any] = {}
@@ -660,11 +687,19 @@ class FeatureStoreAdapter:
         if others:
             for column, texts in self.entity_columns(spine, others).items():
                 prepared[column] = pd.Series(texts, dtype=object)
-        prepared = {column: prepared[column] for column in columns}
+        return pd.DataFrame({column: prepared[column] for column in columns})
+
+    def _point_in_time(self, spine: pd.DataFrame, plan: LookupPlan, timestamp_column: str,
+                       as_of: pd.Timestamp | None = None) -> dict[str, Any]:
+        offline = self._offline_store("point-in-time lookups")
+        if timestamp_column not in spine.columns:
+            raise SpineError(
+                f"timestamp column {timestamp_column!r} is not in the spine; the spine has columns: "
+                f"{', '.join(map(str, spine.columns))}"
+            )
+        start = time.perf_counter()
+        prepared = self._offline_spine(spine, plan)
         prepared[timestamp_column] = to_utc(spine[timestamp_column], timestamp_column).array
-        values = self.offline.point_in_time(pd.DataFrame(prepared), groups, timestamp_column)
-        elapsed = time.perf_counter() - start
-        missing = sum(int(np.count_nonzero(pd.isna(column))) for column in values.values())
-        self.metrics.record("point_in_time", elapsed, values=len(spine) * sum(len(g.features) for g in groups),
-                            missing=missing)
+        values = offline.point_in_time(prepared, plan.groups, timestamp_column, as_of=as_of)
+        self._record_offline("point_in_time", start, len(spine), plan, values)
         return values

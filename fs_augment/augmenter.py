@@ -18,12 +18,12 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from fs_augment import dtypes
-from fs_augment._frames import as_pandas, by_position, in_container
+from fs_augment._frames import Frame, as_pandas, by_position, in_container
 from fs_augment._serving import NO_DEFAULT, Layout, column_arrays, transform_row
 from fs_augment.connections import get_adapter
 from fs_augment.drift import DriftMonitor, reference
 from fs_augment.errors import FeatureQualityWarning, MissingFeaturesError, RecipeError, SpineError
-from fs_augment.keys import entity_texts
+from fs_augment.keys import entity_texts, parse_as_of
 from fs_augment.plan import LookupPlan
 from fs_augment.recipe import Recipe, load_recipe
 from fs_augment.spine_query import SpineQuery, run_spine_query
@@ -31,6 +31,9 @@ from fs_augment.training_values import summarize, warn_about_training_values
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from sklearn.utils import Tags
+
+    from fs_augment.adapter import FeatureStoreAdapter
 
 __all__ = ["MODE_VARIABLE", "FeatureStoreAugmenter"]
 
@@ -41,16 +44,15 @@ _MODES = ("auto", "batch", "online")
 ONLINE_MAX_ROWS = 1000
 
 
-def _aligned(table: pa.Table | None) -> dict[str, Any] | None:
-    """The feature values of a spine joined in place (None: not joined)."""
-    if table is None:
-        return None
+def _aligned(table: pa.Table) -> dict[str, Any]:
+    """The feature values of a spine joined in place."""
     from fs_augment.stores._conversion import aligned_values  # pyarrow: only for spine queries
 
     return aligned_values(table)
 
 
-class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+# scikit-learn has no hints, so mypy checks the keyword against object.__init_subclass__
+class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):  # type: ignore[call-arg]
     """Add the features a recipe declares, looked up in the environment's feature store.
 
     Parameters
@@ -85,6 +87,16 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         Pin int features to ``Int64`` and bool features to ``boolean`` (missing
         as ``pd.NA``) instead of ``float64`` (missing as NaN), which every
         scikit-learn estimator accepts.
+    as_of : datetime or str, optional
+        Read the offline store as it was at this time (a datetime, naive meaning
+        UTC, or ISO 8601 text), so that a training set can be rebuilt exactly
+        later: batch lookups ignore the feature rows created after it (created
+        is ``created_timestamp`` where the table has it and it is not null, else
+        ``event_timestamp``). Point-in-time lookups then use only rows created
+        by ``as_of``; batch lookups without a timestamp column read each
+        entity's latest row created by then from the offline store (not the
+        online store). Online lookups do not apply it: the online store holds
+        only the values of now. See :doc:`/point_in_time`.
 
     Attributes
     ----------
@@ -108,6 +120,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     fitted_env_ : str
         The environment the training lookup read (recorded, not used to choose
         where to read later).
+    as_of_ : Timestamp or None
+        ``as_of`` read as a UTC :class:`pandas.Timestamp` (None when unset); every
+        batch lookup of the fitted augmenter, fit and transform, reads the
+        offline store as of this time.
     missing_rate_ : dict
         Output feature name → fraction missing in the training lookup (before
         defaults). A transform changes no fitted state: its figures go to the
@@ -148,7 +164,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
 
     def __init__(
         self,
-        recipe: Any,
+        recipe: str | os.PathLike[str] | Mapping[str, Any] | Recipe,
         *,
         env: str | None = None,
         config_dir: str | None = None,
@@ -159,6 +175,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         max_missing_rate: float | None = None,
         on_missing: str = "warn",
         nullable_dtypes: bool = False,
+        as_of: Any = None,
     ) -> None:
         self.recipe = recipe
         self.env = env
@@ -170,9 +187,10 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self.max_missing_rate = max_missing_rate
         self.on_missing = on_missing
         self.nullable_dtypes = nullable_dtypes
+        self.as_of = as_of
 
     # --- scikit-learn API ---------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureStoreAugmenter:
+    def fit(self, X: Frame | SpineQuery, y: Any = None) -> FeatureStoreAugmenter:
         """Read the recipe, do the training lookup and pin the output's names and dtypes.
 
         Parameters
@@ -192,7 +210,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self.fit_transform(X)
         return self
 
-    def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> pd.DataFrame:
+    def fit_transform(self, X: Frame | SpineQuery, y: Any = None, **fit_params: Any) -> Frame:
         """Fit and return the augmented spine, with one lookup.
 
         A fit that fails leaves a fitted augmenter as it was before the call.
@@ -217,11 +235,11 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
                 f"{', '.join(map(repr, sorted(fit_params)))}: it takes only X and y")
         values = None
         if isinstance(X, SpineQuery):
-            X, table = self._run_spine_query(X, load_recipe(self.recipe))
-            values = _aligned(table)
+            X, table = self._run_spine_query(X, load_recipe(self.recipe), self.as_of)
+            values = None if table is None else _aligned(table)
         return self._fit_transform_values(as_pandas(X), values)
 
-    def _fit_transform_values(self, X: pd.DataFrame, values: Mapping[str, Any] | None) -> pd.DataFrame:
+    def _fit_transform_values(self, X: pd.DataFrame, values: Mapping[str, Any] | None) -> Frame:
         """:meth:`fit_transform` of a spine whose feature values were looked up already (None: look them up)."""
         fitted = {k: v for k, v in vars(self).items() if k.endswith("_")}
         looked_up: dict[str, Any] = {}
@@ -232,7 +250,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         except BaseException:
             for name in [k for k in vars(self) if k.endswith("_")]:
                 delattr(self, name)
-            vars(self).update(fitted)
+            self.__dict__.update(fitted)
             raise
         self.feature_stats_ = {
             name: {**summarize(out[name], self.feature_kinds_[name]),
@@ -242,7 +260,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         }
         return self._output(out, X)
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+    def transform(self, X: Frame | SpineQuery) -> Frame:
         """Return ``X`` augmented with the recipe's features.
 
         The output keeps ``X``'s index and row order; its features have the
@@ -262,7 +280,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         if not hasattr(self, "feature_columns_"):
             check_is_fitted(self, "feature_columns_")  # raises NotFittedError with sklearn's message
         if isinstance(X, SpineQuery):
-            X, table = self._run_spine_query(X, self.recipe_)
+            X, table = self._run_spine_query(X, self.recipe_, self.__dict__.get("as_of_"))
             if table is not None:
                 return self._transform_values(X, _aligned(table))
         X = as_pandas(X)
@@ -276,13 +294,13 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             out = self._assemble(X, values, adapter=adapter, arrays=arrays)[0]
         return self._output(out, X)
 
-    def _transform_values(self, X: pd.DataFrame, values: Mapping[str, Any]) -> Any:
+    def _transform_values(self, X: pd.DataFrame, values: Mapping[str, Any]) -> Frame:
         """:meth:`transform` of a spine whose feature values were looked up already."""
         arrays = self._input_arrays(X)
         adapter = get_adapter(self.env, self.config_dir)
         return self._output(self._assemble(X, values, adapter=adapter, arrays=arrays)[0], X)
 
-    def _run_spine_query(self, query: SpineQuery, recipe: Recipe) -> tuple[pd.DataFrame, pa.Table | None]:
+    def _run_spine_query(self, query: SpineQuery, recipe: Recipe, as_of: Any) -> tuple[pd.DataFrame, pa.Table | None]:
         """The rows of ``query`` and, when joined in place, their features (see :func:`run_spine_query`)."""
         from fs_augment.config import load_config
 
@@ -290,7 +308,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         adapter = get_adapter(self.env, self.config_dir)
         config = adapter.config if adapter.config is not None else load_config(adapter.env, self.config_dir)
         timestamp = recipe.timestamp_column if self._resolve_mode() == "batch" else None
-        return run_spine_query(query, adapter, recipe.groups, timestamp, config)
+        return run_spine_query(query, adapter, recipe.groups, timestamp, config, as_of=as_of)
 
     def set_output(self, *, transform: str | None = None) -> FeatureStoreAugmenter:
         """Set the output container of ``transform`` and ``fit_transform``, as scikit-learn's ``set_output``.
@@ -312,7 +330,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self._sklearn_output_config["transform"] = transform
         return self
 
-    def _output(self, out: pd.DataFrame, X: Any) -> Any:
+    def _output(self, out: pd.DataFrame, X: Any) -> Frame:
         """``out`` in the configured output container (``set_output``, else scikit-learn's ``transform_output``).
 
         The class opts out of scikit-learn's automatic wrapping of ``transform``
@@ -392,7 +410,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         check_is_fitted(self, "feature_columns_")
         return np.asarray(self._passthrough_columns_ + self.feature_columns_, dtype=object)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False
         tags.input_tags.string = True
@@ -423,6 +441,7 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self.__dict__.pop("_layout_", None)  # a refit pins a new output
         self.__dict__.pop("_drift_monitor", None)  # ... and new training values to compare with
         self._check_params()
+        self.as_of_ = None if self.as_of is None else parse_as_of(self.as_of, "as_of")
         recipe: Recipe = load_recipe(self.recipe)
         self.recipe_ = recipe
         X = self._check_frame(X, fitting=True)
@@ -524,7 +543,8 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             layout = self._layout_ = Layout(self)
         return layout
 
-    def _lookup(self, X: pd.DataFrame, *, online: bool, verify: bool = False, adapter: Any = None,
+    def _lookup(self, X: pd.DataFrame, *, online: bool, verify: bool = False,
+                adapter: FeatureStoreAdapter | None = None,
                 arrays: Mapping[str, Any] | None = None) -> dict[str, Any]:
         if adapter is None:
             adapter = get_adapter(self.env, self.config_dir)
@@ -533,10 +553,11 @@ class FeatureStoreAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         plan = self._layout().plan if arrays is not None else LookupPlan(recipe.groups)
         timestamp = recipe.timestamp_column
         use_time = not online and timestamp is not None and timestamp in X.columns
+        as_of = None if online else self.__dict__.get("as_of_")  # the online store has only the values of now
         online = online and len(X) <= ONLINE_MAX_ROWS
-        if arrays is None or use_time:
-            return adapter.lookup_columns(X, plan, online=online,
-                                          timestamp_column=timestamp if use_time else None, verify=verify)
+        if arrays is None or use_time or as_of is not None:
+            return adapter.lookup_columns(X, plan, online=online, timestamp_column=timestamp if use_time else None,
+                                          verify=verify, as_of=as_of)
         texts = {column: entity_texts(arrays[column], column) for column in plan.columns}
         return adapter.lookup_texts(texts, plan, online=online, verify=verify)
 

@@ -239,11 +239,13 @@ class Backend:
 
     def load_factory(self) -> Callable[..., Any]:
         """The factory function (imports the backend's module)."""
-        return self._load(self.factory)
+        factory: Callable[..., Any] = self._load(self.factory)
+        return factory
 
     def load_store_class(self) -> type:
         """The store class (imports the backend's module)."""
-        return self._load(self.store_class)
+        store_class: type = self._load(self.store_class)
+        return store_class
 
 
 ONLINE_PROVIDERS: dict[str, Backend] = {

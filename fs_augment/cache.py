@@ -10,8 +10,6 @@ from typing import Any
 
 __all__ = ["TTLCache"]
 
-_ABSENT = object()
-
 
 class TTLCache:
     """Least-recently-used cache whose entries expire ``ttl`` seconds after they were set.
@@ -39,9 +37,9 @@ class TTLCache:
     def get(self, key: Hashable, default: Any = None) -> Any:
         now = time.monotonic()
         with self._lock:
-            entry = self._data.get(key, _ABSENT)
-            if entry is _ABSENT or entry[0] <= now:
-                if entry is not _ABSENT:
+            entry = self._data.get(key)
+            if entry is None or entry[0] <= now:
+                if entry is not None:
                     del self._data[key]
                 self.misses += 1
                 return default

@@ -292,7 +292,7 @@ def _freshness(offline: OfflineStore, groups: Sequence[FeatureGroup], max_stalen
         if newest is None:
             rows.append(CheckRow("freshness", group.namespace, WARN, "no event_timestamp column: rows have no time"))
             continue
-        if newest is pd.NaT:
+        if not isinstance(newest, pd.Timestamp):  # NaT
             rows.append(CheckRow("freshness", group.namespace, FAIL, "no row has an event_timestamp"))
             continue
         age = (now - newest).total_seconds()

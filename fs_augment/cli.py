@@ -85,6 +85,8 @@ def _print_training(result: Any) -> None:
         print(f"  {name:<10} {value:.4f}")
     print(f"model:    {result.model_uri}  (run {result.run_id})")
     print(f"tracking: {mask_url(result.tracking_uri)}")
+    if result.as_of is not None:
+        print(f"as of:    {result.as_of}  (rebuild the training set with --as-of {result.as_of})")
     print("serve it (the features are looked up online, in the environment it runs in):")
     print(f"  {result.serve_command}")
     print("then ask it for a prediction:")
@@ -122,7 +124,7 @@ def _train(args: argparse.Namespace) -> int:
 
     _quiet_mlflow()
     result = train(args.recipe, env=args.env, config_dir=args.config_dir, tracking_uri=args.tracking_uri,
-                   experiment=args.experiment, progress=not args.no_progress)
+                   experiment=args.experiment, progress=not args.no_progress, as_of=args.as_of)
     _print_training(result)
     return 0
 
@@ -141,9 +143,10 @@ def _skew(args: argparse.Namespace) -> int:
     from fs_augment.skew import check_skew
 
     table = check_skew(args.recipe, env=args.env, config_dir=args.config_dir, sample=args.sample)
+    records: list[Any] = list(table.itertuples(index=False))  # named tuples of the SKEW_COLUMNS
     rows = [[r.feature, r.sampled, r.compared, r.mismatched, r.missing_online, r.lagging,
              "-" if r.mismatch_rate != r.mismatch_rate else f"{r.mismatch_rate:.4f}", ", ".join(r.examples)]
-            for r in table.itertuples(index=False)]
+            for r in records]
     print(format_table(["feature", "sampled", "compared", "mismatched", "missing online", "lagging",
                         "mismatch rate", "examples"], rows))
     over = table[table["mismatch_rate"] > args.max_skew]
@@ -174,6 +177,15 @@ def _check(args: argparse.Namespace) -> int:
         print(f"error: {failed} of {len(rows)} checks failed", file=sys.stderr)
         return 1
     print(f"all {len(rows)} checks passed")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from fs_augment.report import write_report
+
+    _quiet_mlflow()
+    path = write_report(args.model_uri, args.output, env=args.env, config_dir=args.config_dir, sample=args.sample)
+    print(f"report written to {path}")
     return 0
 
 
@@ -267,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(point in time when it has times), fit the recipe's model, evaluate it on a "
                                    "held-out split and log it with MLflow.")
     p.add_argument("recipe", help="recipe YAML file with loader and model sections")
+    p.add_argument("--as-of", default=None, metavar="TIME",
+                   help="read the offline store as of this ISO 8601 time, e.g. a logged run's fs_augment.as_of to "
+                        "rebuild its training set (default: when the job starts, if the environment has an "
+                        "offline store)")
     p.set_defaults(handler=_train)
 
     p = sub.add_parser("lookup", parents=[common, environment], help="one online lookup of a recipe's features",
@@ -295,6 +311,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-skew", type=_fraction, default=0.0, metavar="RATE",
                    help="with --skew: fail a feature whose mismatch rate exceeds RATE (default: %(default)s)")
     p.set_defaults(handler=_check)
+
+    p = sub.add_parser("report", parents=[common, environment], help="an HTML report of a model's served features",
+                       description="Write one self-contained HTML page: the training statistics a logged model "
+                                   "carries against the features served online for a sample of entities "
+                                   "(distributions, missing rates, online/offline skew, freshness), worst first.")
+    p.add_argument("model_uri", help="a model logged by fs_augment.mlflow.log_model (runs:/..., models:/...)")
+    p.add_argument("--sample", type=_positive, default=1000, help="entities to sample (default: %(default)s)")
+    p.add_argument("-o", "--output", default="report.html", help="the HTML file to write (default: %(default)s)")
+    p.set_defaults(handler=_report)
 
     p = sub.add_parser("config", parents=[common], help="show configuration",
                        description="Configuration commands.")

@@ -12,6 +12,13 @@ here, at fit and transform time, for their adapter. Inside ``with use(adapter):`
 that is ``adapter`` (for the current thread or asyncio task only); elsewhere it
 is the shared adapter of the environment where they run, one per (environment,
 config folder) in this process, opened on first use.
+
+Shared adapters belong to the process that opened them. A process forked from
+it (a pre-forking server's worker, Spark's Python workers, ``multiprocessing``
+with ``fork``) starts with none: it opens its own, with its own connection
+pool, at its first lookup, and never reuses a socket, lock or monitoring thread
+it inherited (the parent's adapters are forgotten in the child, not closed, so
+the parent's connections stay intact).
 """
 
 from __future__ import annotations
@@ -47,7 +54,8 @@ def open_online_store(config: Config, offline: OfflineStore | None = None) -> On
     if backend is None:
         raise ConfigError(f"environment {config.env!r}: unknown feature_store.provider {provider!r}; "
                           f"providers: {', '.join(sorted(ONLINE_PROVIDERS))}")
-    return backend.load_factory()(config, offline)
+    store: OnlineStore = backend.load_factory()(config, offline)
+    return store
 
 
 def open_offline_store(config: Config) -> OfflineStore | None:
@@ -60,7 +68,8 @@ def open_offline_store(config: Config) -> OfflineStore | None:
     except KeyError:
         raise ConfigError(f"environment {config.env!r}: feature_store.connection_info.offline_store_uri "
                           f"{uri!r} has no offline store backend") from None
-    return backend.load_factory()(config)
+    store: OfflineStore = backend.load_factory()(config)
+    return store
 
 
 def connect(
@@ -133,6 +142,21 @@ _adapters: dict[tuple[str, str], FeatureStoreAdapter] = {}
 # (env, config_dir, $FS_AUGMENT_ENV, $FS_AUGMENT_CONFIG_DIR) as given -> adapter: spares the
 # path resolution on every lookup
 _by_request: dict[tuple[object, object, str | None, str | None], FeatureStoreAdapter] = {}
+#: The process that opened the adapters above; another one (a fork) forgets them before any lookup.
+_owner_pid = os.getpid()
+
+
+def _forget_inherited() -> None:
+    """In a forked child: drop the parent's adapters (and a lock another thread may have held at the fork)."""
+    global _lock, _owner_pid
+    _lock = threading.Lock()
+    _adapters.clear()
+    _by_request.clear()
+    _owner_pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_forget_inherited)
 
 
 def get_adapter(env: str | None = None, config_dir: str | os.PathLike[str] | None = None) -> FeatureStoreAdapter:
@@ -154,6 +178,8 @@ def get_adapter(env: str | None = None, config_dir: str | os.PathLike[str] | Non
                 f"environment {given.env!r}; unpin it (env=None) or use an adapter of {env!r}"
             )
         return given
+    if _owner_pid != os.getpid():  # forked without the fork hook (a raw fork): start clean
+        _forget_inherited()
     request = (env, config_dir, os.environ.get(ENV_VARIABLE), os.environ.get(CONFIG_DIR_VARIABLE))
     if config_dir is not None or request[3]:  # a relative ./config moves with cwd
         adapter = _by_request.get(request)

@@ -186,7 +186,9 @@ def empty(kind: str, nullable: bool = False) -> Any:
         return text_array(np.array([], dtype=object))
     if kind == "object":
         return pd.Series([], dtype=object)
-    return pd.array([], dtype=NULLABLE_DTYPES[kind]) if kind in ("int", "bool") else np.array([], dtype="float64")
+    if kind in ("int", "bool"):
+        return pd.array([], dtype="Int64" if kind == "int" else "boolean")
+    return np.array([], dtype="float64")
 
 
 def _finite(out: np.ndarray, invalid: int = 0) -> Coerced:
@@ -225,14 +227,15 @@ def _as_float(values: Any) -> Coerced:
 
 def _as_int(values: Any) -> Coerced:
     if isinstance(values, np.ndarray | pd.api.extensions.ExtensionArray) and _big_unsigned(values):
-        values = values.tolist() if isinstance(values, np.ndarray) else values.to_numpy(object, na_value=None).tolist()
+        # pandas-stubs types na_value as a Scalar; pandas takes any value, None included
+        values = values.tolist() if isinstance(values, np.ndarray) else values.to_numpy(object, na_value=None).tolist()  # type: ignore[arg-type]
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
         return Coerced(pd.array(values, dtype="Int64"), 0, 0)
     if isinstance(values, np.ndarray | pd.api.extensions.ExtensionArray) and values.dtype.kind == "f":
         return _whole_floats_as_int(values)
     if isinstance(values, pd.api.extensions.ExtensionArray) and values.dtype.kind in "iu":
         out = values.astype("Int64")
-        return Coerced(out, int(out.isna().sum()), 0)
+        return Coerced(out, int(pd.isna(out).sum()), 0)
     types = _types(values)
     if types <= _INT_TYPES | {_NONE}:
         try:
@@ -304,7 +307,8 @@ def _as_object(values: Any, kind: str) -> Coerced:
         out = text_array(values)
         return Coerced(out, int(np.count_nonzero(pd.isna(out))), 0)
     if isinstance(values, pd.api.extensions.ExtensionArray):
-        values = values.to_numpy(dtype=object, na_value=None)
+        # pandas-stubs types na_value as a Scalar; pandas takes any value, None included
+        values = values.to_numpy(dtype=object, na_value=None)  # type: ignore[arg-type]
     if kind == "str" and len(values) > 1:
         fast = _text_column(values)
         if fast is not None:
@@ -396,10 +400,10 @@ def coerce(values: Any, kind: str, nullable: bool = False) -> Coerced:
                     out = np.array([np.inf])
                 if kind == "bool" or not (np.abs(out) >= 2.0**63).any():  # else: beyond Int64, checked below
                     return Coerced(out, int(np.isnan(out).sum()), 0)
-        out = _as_int(values) if kind == "int" else _as_bool(values)
+        coerced = _as_int(values) if kind == "int" else _as_bool(values)
         if nullable:
-            return out
-        return out._replace(values=out.values.to_numpy(dtype="float64", na_value=np.nan))
+            return coerced
+        return coerced._replace(values=coerced.values.to_numpy(dtype="float64", na_value=np.nan))
     return _as_object(values, kind)
 
 

@@ -13,6 +13,8 @@ column, namespace or host involved, and never a password.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 __all__ = [
     "ConfigError",
     "FeatureNotFoundError",
@@ -86,7 +88,7 @@ class MissingDependencyError(FsAugmentError, ImportError):
     """An optional dependency is not installed; the message names the extra."""
 
 
-def require(module: str, extra: str):
+def require(module: str, extra: str) -> ModuleType:
     """Import an optional dependency or raise :class:`MissingDependencyError`.
 
     Parameters

@@ -34,7 +34,7 @@ import numpy as np
 import orjson as _orjson  # a faster parser for the same JSON grammar
 import pandas as pd
 
-from fs_augment.errors import RecipeError, SpineError
+from fs_augment.errors import ParameterError, RecipeError, SpineError
 
 __all__ = [
     "CREATED_COLUMN",
@@ -52,6 +52,7 @@ __all__ = [
     "event_time_key",
     "feature_key",
     "format_event_time",
+    "parse_as_of",
     "parse_event_time",
     "validate_name",
 ]
@@ -154,12 +155,14 @@ def parse_event_time(value: Any) -> int | None:
                 ns += int(extra.group(1)[6:9].ljust(3, "0"))
         return ns
     if kind is int:
-        return value * _NS
+        whole_seconds: int = value
+        return whole_seconds * _NS
     if kind is float:
-        if not math.isfinite(value):
+        seconds: float = value
+        if not math.isfinite(seconds):
             raise ValueError(f"{value!r} is not a finite number of seconds")
-        whole = math.floor(value)
-        return int(whole) * _NS + round((value - whole) * _NS)
+        whole = math.floor(seconds)
+        return whole * _NS + round((seconds - whole) * _NS)
     if value is None:
         return None
     raise ValueError(f"{value!r} of type {kind.__name__} is neither seconds since the epoch nor ISO 8601 text")
@@ -182,6 +185,46 @@ def format_event_time(ns: int) -> str:
     if fraction:
         text += f".{fraction // 1000:06d}" if fraction % 1000 == 0 else f".{fraction:09d}"
     return text + "Z"
+
+
+def parse_as_of(value: Any, parameter: str = "as_of") -> pd.Timestamp:
+    """A time given as ``as_of`` (a datetime or ISO 8601 text) as a UTC :class:`pandas.Timestamp`.
+
+    A datetime without a time zone, and ISO 8601 text without an offset, are
+    UTC; zoned times are converted. Text is read strictly as ISO 8601 (no
+    ``"now"``, no other formats); fractions to the nanosecond are kept.
+
+    Raises
+    ------
+    ParameterError
+        ``value`` is neither, or text that is no ISO 8601 time; the message
+        names ``parameter`` and the value.
+
+    Examples
+    --------
+    >>> parse_as_of("2024-06-01T12:00:00+09:00")
+    Timestamp('2024-06-01 03:00:00+0000', tz='UTC')
+    >>> import datetime as dt
+    >>> parse_as_of(dt.datetime(2024, 6, 1))
+    Timestamp('2024-06-01 00:00:00+0000', tz='UTC')
+    """
+    if isinstance(value, str):
+        try:
+            ns = parse_event_time(value.strip())
+            if ns is not None:
+                return pd.Timestamp(ns, tz="UTC")
+        except (ValueError, OverflowError):  # OutOfBoundsDatetime is a ValueError
+            pass
+        raise ParameterError(f"{parameter} must be a datetime or ISO 8601 text such as "
+                             f"'2024-06-01T00:00:00Z' (years 1678 to 2261), got {value!r}")
+    if isinstance(value, _dt.datetime | np.datetime64) and not pd.isna(value):
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, OverflowError) as exc:  # OutOfBoundsDatetime is a ValueError
+            raise ParameterError(f"{parameter} {value!r} cannot be a time: {exc}") from None
+        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    raise ParameterError(f"{parameter} must be a datetime or ISO 8601 text such as '2024-06-01T00:00:00Z', "
+                         f"got {value!r} ({type(value).__name__})")
 
 
 def _is_missing(value: Any) -> bool:
@@ -238,8 +281,11 @@ def entity_texts(values: pd.Series | np.ndarray | pd.api.extensions.ExtensionArr
     >>> entity_texts(pd.Series([1, 2, None], dtype="Int64"), "user_id")
     ['1', '2', None]
     """
-    if isinstance(getattr(values, "dtype", None), pd.StringDtype) and len(values) > 1:  # text or missing only
-        return values.to_numpy(dtype=object, na_value=None).tolist()
+    if (isinstance(values, pd.Series | pd.api.extensions.ExtensionArray) and isinstance(values.dtype, pd.StringDtype)
+            and len(values) > 1):  # text or missing only
+        # pandas-stubs types na_value as a Scalar; pandas takes any value, None included
+        texts: list[str | None] = values.to_numpy(dtype=object, na_value=None).tolist()  # type: ignore[call-overload,arg-type]
+        return texts
     if isinstance(values, np.ndarray | pd.api.extensions.ExtensionArray):  # a column's array, no Series around it
         if values.dtype.kind == "O":  # object, str, string, categorical: value by value, as a Series would
             if len(values) == 1:
@@ -376,8 +422,9 @@ _LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
 def _maybe_lossy(value: Any, raw: bytes | str) -> bool:
     if not isinstance(value, float | list):
         return False
-    pattern = _LONG_DIGITS if isinstance(raw, str) else _LONG_DIGITS_BYTES
-    return pattern.search(raw) is not None
+    if isinstance(raw, str):
+        return _LONG_DIGITS.search(raw) is not None
+    return _LONG_DIGITS_BYTES.search(raw) is not None
 
 
 def _decode_text(raw: bytes | str) -> Any:

@@ -36,6 +36,8 @@ import pandas as pd
 from fs_augment.errors import ConfigError, RecipeError, SpineError, StoreError, StoreUnavailableError, require
 
 if TYPE_CHECKING:
+    from google.cloud.bigquery.table import RowIterator
+
     from fs_augment.config import Config
     from fs_augment.recipe import Recipe
 
@@ -212,7 +214,7 @@ def _query_bigquery(sql: str, uri: str, config: Config | None) -> pd.DataFrame:
         client.close()
 
 
-def _to_dataframe(rows: Any) -> pd.DataFrame:
+def _to_dataframe(rows: RowIterator) -> pd.DataFrame:
     with warnings.catch_warnings():
         # google-cloud-bigquery >= 3.3x points to pandas-gbq, a dependency this package does not take
         warnings.filterwarnings("ignore", "Retrieving DataFrames via google-cloud-bigquery",
@@ -380,7 +382,7 @@ def split_target(frame: pd.DataFrame, recipe: Recipe) -> tuple[pd.DataFrame, pd.
     if frame.columns.has_duplicates:
         dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         raise SpineError(f"{source}: loader.sql returns duplicated column names: {', '.join(dupes)}; alias them")
-    roles = [("entity_columns", c) for c in loader.entity_columns]
+    roles: list[tuple[str, str | None]] = [("entity_columns", c) for c in loader.entity_columns]
     roles += [("timestamp_column", loader.timestamp_column), ("target_column", loader.target_column)]
     _require_columns(frame, roles, source)
     needed = [c for c in dict.fromkeys([*recipe.entity_columns, recipe.timestamp_column]) if c is not None]

@@ -49,6 +49,7 @@ import pandas as pd
 
 from fs_augment._wheel import build_wheel
 from fs_augment.errors import ParameterError, require
+from fs_augment.keys import format_event_time
 
 __all__ = ["AugmentedModel", "find_augmenters", "load_model", "log_model", "set_lookup_mode"]
 
@@ -66,9 +67,11 @@ _WHEELS_FOLDER = "artifacts/wheels"
 _PREDICT_METHODS = ("predict", "predict_proba", "transform")
 _LOOKUP_MODES = ("online", "batch", "auto")
 
-mlflow = require("mlflow", "mlflow")
+require("mlflow", "mlflow")  # else an error that names the extra to install
+import mlflow  # noqa: E402
 from mlflow.models import ModelSignature  # noqa: E402
-from mlflow.types.schema import AnyType, ColSpec, DataType, ParamSchema, ParamSpec, Schema  # noqa: E402
+from mlflow.pyfunc import PythonModel  # noqa: E402
+from mlflow.types.schema import AnyType, ColSpec, DataType, ParamSchema, ParamSpec, Schema, TensorSpec  # noqa: E402
 
 #: kind of an input column at fit (fs_augment.dtypes.input_kind) -> its type in the model's signature
 _SIGNATURE_TYPES = {"str": "string", "int": "long", "float": "double", "bool": "boolean"}
@@ -128,7 +131,7 @@ def set_lookup_mode(estimator: Any, mode: str) -> None:
         augmenter.set_params(mode=mode)
 
 
-class AugmentedModel(mlflow.pyfunc.PythonModel):
+class AugmentedModel(PythonModel):
     """The pyfunc model: a fitted pipeline whose augmenters look features up online.
 
     ``model_config`` keys: ``lookup_mode`` (``online`` by default, ``batch``
@@ -153,6 +156,8 @@ class AugmentedModel(mlflow.pyfunc.PythonModel):
         self.predict_method = config.get("predict_method", "predict")
         set_lookup_mode(self.pipeline, self.lookup_mode)
         augmenters = find_augmenters(self.pipeline)
+        for augmenter in augmenters:  # a loaded model scores new data: the store as it is, not as of training
+            augmenter.__dict__["as_of_"] = None
         self.timestamp_columns = [a.recipe_.timestamp_column for a in augmenters if a.recipe_.timestamp_column]
         watch = config.get("drift", True)
         self.drift_monitors = [a.monitor_drift() for a in augmenters] if watch else []
@@ -210,8 +215,10 @@ def _manifest(augmenters: list[Any]) -> dict[str, Any]:
     for augmenter in augmenters:
         recipe = augmenter.recipe_
         sep = augmenter.feature_name_separator
+        as_of = getattr(augmenter, "as_of_", None)  # absent from augmenters pickled before as_of
         items.append({
             "fitted_env": augmenter.fitted_env_,
+            "as_of": None if as_of is None else format_event_time(as_of.value),
             "pinned_env": augmenter.env,
             "timestamp_column": recipe.timestamp_column,
             "entity_columns": list(recipe.entity_columns),
@@ -255,7 +262,7 @@ def _input_schema(augmenters: list[Any]) -> Schema:
         for column in augmenter.feature_names_in_:
             kinds.setdefault(str(column), set()).add(seen.get(column, "object"))
     times = {a.recipe_.timestamp_column for a in augmenters if a.recipe_.timestamp_column}
-    columns = []
+    columns: list[ColSpec | TensorSpec] = []
     for column, seen in kinds.items():
         kind = next(iter(seen)) if len(seen) == 1 and column not in times else "object"
         type_ = DataType[_SIGNATURE_TYPES[kind]] if kind in _SIGNATURE_TYPES else AnyType()
@@ -403,7 +410,18 @@ def log_model(
         client = mlflow.MlflowClient()
         for key, value in tags.items():
             client.set_tag(info.run_id, key, value[:5000])
+        for key, value in _as_of_params(augmenters).items():
+            client.log_param(info.run_id, key, value)
     return info
+
+
+def _as_of_params(augmenters: list[Any]) -> dict[str, str]:
+    """``fs_augment.as_of`` (ISO 8601, UTC) of the augmenters that set one; ``fs_augment.as_of.<i>`` if they differ."""
+    times = [(i, getattr(a, "as_of_", None)) for i, a in enumerate(augmenters)]
+    texts = {i: format_event_time(t.value) for i, t in times if t is not None}
+    if len(set(texts.values())) == 1 and len(texts) == len(augmenters):
+        return {"fs_augment.as_of": next(iter(texts.values()))}
+    return {f"fs_augment.as_of.{i}": text for i, text in texts.items()}
 
 
 def load_model(model_uri: str, *, mode: str = "online") -> Any:

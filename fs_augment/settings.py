@@ -179,7 +179,7 @@ class OneOf(Rule):
         allowed = self.values
         if value not in allowed:
             raise TypeError("one of " + ", ".join(repr(a) for a in allowed))
-        return value
+        return str(value)
 
 
 class SecretText(Rule):

@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fs_augment.errors import ConfigError, SpineError
+from fs_augment.keys import parse_as_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,6 +92,8 @@ def run_spine_query(
     groups: Groups,
     timestamp_column: str | None,
     config: Config,
+    *,
+    as_of: Any = None,
 ) -> tuple[pd.DataFrame, pa.Table | None]:
     """The rows of a spine query and, when they could be joined in place, their features.
 
@@ -106,6 +109,9 @@ def run_spine_query(
         lookup of the latest values (the query's rows are then loaded).
     config : Config
         The environment (its data lake, and how to reach it).
+    as_of : datetime or str, optional
+        The lookup's ``as_of`` (see :class:`~fs_augment.FeatureStoreAugmenter`): rows created
+        after it are ignored.
 
     Returns
     -------
@@ -117,7 +123,8 @@ def run_spine_query(
     """
     uri = query.data_lake(config)
     if timestamp_column is not None and adapter.joins_queries_of(uri):
-        return adapter.lookup_query(query.sql, uri, groups, timestamp_column)
+        return adapter.lookup_query(query.sql, uri, groups, timestamp_column,
+                                    as_of=None if as_of is None else parse_as_of(as_of))
     from fs_augment.loader import load_spine
 
     logger.debug("loading the spine query's rows from %s to look them up", uri)

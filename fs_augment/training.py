@@ -14,6 +14,12 @@
 4. metrics on the test split, then the pipeline logged with
    :func:`fs_augment.mlflow.log_model`, ready for ``mlflow models serve``.
 
+The training set can be rebuilt: when the environment has an offline store,
+the augmenter's ``as_of`` is fixed to the moment the job starts (unless given),
+so every lookup of the run reads the offline store as it was then, and it is
+logged (MLflow param ``fs_augment.as_of`` and the feature manifest). Rows
+appended or backfilled later do not change a frame rebuilt with that ``as_of``.
+
 The augmenter is not pinned to the training environment: the served model
 reads the store of the environment it runs in (``FS_AUGMENT_ENV``).
 """
@@ -37,6 +43,7 @@ import pandas as pd
 from fs_augment.config import CONFIG_DIR_VARIABLE, ENV_VARIABLE, Config, load_config, mask_url
 from fs_augment.connections import get_adapter, use
 from fs_augment.errors import RecipeError, SpineError
+from fs_augment.keys import format_event_time, parse_as_of
 from fs_augment.recipe import Recipe, load_recipe
 
 if TYPE_CHECKING:
@@ -74,6 +81,9 @@ class TrainResult:
         A request to the served model for the first test entities.
     pipeline : Pipeline
         The fitted pipeline (as logged).
+    as_of : str or None
+        The time the training lookups read the offline store as of (ISO 8601,
+        UTC), None when the environment has no offline store.
     """
 
     metrics: dict[str, float]
@@ -84,6 +94,7 @@ class TrainResult:
     env: str = ""
     curl_command: str = ""
     pipeline: Any = field(default=None, repr=False)
+    as_of: str | None = None
 
 
 def as_float(frame: Any) -> np.ndarray:
@@ -306,7 +317,8 @@ def _tracking(uri: str) -> Iterator[Any]:
     try:
         yield mlflow
     finally:
-        mlflow.set_tracking_uri(previous)
+        # mlflow hints str | Path, but its code takes None, which unsets the URI as it was before
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]
 
 
 def default_tracking_uri() -> str:
@@ -351,7 +363,7 @@ def _commands(model_uri: str, tracking_uri: str, config: Config, example: pd.Dat
 
 
 def _load_training_spine(
-    recipe: Recipe, config: Config, adapter: FeatureStoreAdapter, data_lake: str,
+    recipe: Recipe, config: Config, adapter: FeatureStoreAdapter, data_lake: str, as_of: Any = None,
 ) -> tuple[pd.DataFrame, pd.Series | None, pa.Table | None]:
     """The spine, the target and, when the offline store joined the Loader SQL in place, the features.
 
@@ -364,7 +376,7 @@ def _load_training_spine(
 
     assert recipe.loader is not None
     frame, values = run_spine_query(SpineQuery(recipe.loader.sql, data_lake), adapter, recipe.groups,
-                                    recipe.timestamp_column, config)
+                                    recipe.timestamp_column, config, as_of=as_of)
     X, y = split_target(frame, recipe)
     return X, y, values
 
@@ -420,6 +432,7 @@ def train(
     tracking_uri: str | None = None,
     experiment: str = "fs_augment",
     progress: bool = True,
+    as_of: Any = None,
 ) -> TrainResult:
     """Train, evaluate and log the model a recipe describes.
 
@@ -441,6 +454,12 @@ def train(
         MLflow experiment, created if needed.
     progress : bool
         Show a progress bar over the steps (if tqdm is installed).
+    as_of : datetime or str, optional
+        Read the offline store as of this time (ISO 8601 text or a datetime,
+        naive meaning UTC), e.g. a logged run's ``fs_augment.as_of`` to rebuild
+        its training set. By default the moment the job starts, when the
+        environment has an offline store (see
+        :class:`~fs_augment.FeatureStoreAugmenter`'s ``as_of``).
 
     Returns
     -------
@@ -472,8 +491,14 @@ def train(
     from fs_augment.loader import resolve_data_lake_uri
     from fs_augment.stores._conversion import aligned_values
 
+    started = pd.Timestamp.now(tz="UTC")
     recipe = load_recipe(recipe_path)
     config = load_config(env, config_dir)
+    if as_of is not None:
+        parse_as_of(as_of, "as_of")  # fail fast, before any data is read
+    # the store as it was when the job started, when there is an offline store to read it from: rebuildable
+    fixed_as_of = as_of if as_of is not None else (
+        started if config.feature_store.connection_info.offline_store_uri is not None else None)
     source = recipe.source or "recipe"
     estimator = build_estimator(recipe)  # fail fast, before any data is read
     data_lake = resolve_data_lake_uri(recipe, config)
@@ -484,7 +509,7 @@ def train(
     try:
         adapter = get_adapter(config.env, config.config_dir)
         with steps.step("load spine"):
-            X, y, values = _load_training_spine(recipe, config, adapter, data_lake)
+            X, y, values = _load_training_spine(recipe, config, adapter, data_lake, fixed_as_of)
             y = _check_target(y, source)
         assert recipe.loader is not None
         random_state = recipe.evaluation.get("random_state", 0)
@@ -501,6 +526,7 @@ def train(
 
         pipeline = build_pipeline(recipe, estimator)
         features = pipeline.named_steps["features"]
+        features.set_params(as_of=fixed_as_of)
         with use(adapter), _tracking(uri) as mlflow:
             with steps.step("look up features"):
                 if values is None:
@@ -535,5 +561,7 @@ def train(
     steps.close()
     request = example.drop(columns=[c for c in (recipe.timestamp_column,) if c in example.columns])
     serve, curl = _commands(info.model_uri, uri, config, request)  # a served model looks features up "now"
+    fixed = features.as_of_
     return TrainResult(metrics=metrics, model_uri=info.model_uri, run_id=run.info.run_id, serve_command=serve,
-                       tracking_uri=uri, env=config.env, curl_command=curl, pipeline=pipeline)
+                       tracking_uri=uri, env=config.env, curl_command=curl, pipeline=pipeline,
+                       as_of=None if fixed is None else format_event_time(fixed.value))

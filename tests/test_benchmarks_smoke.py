@@ -67,3 +67,24 @@ def test_spark_benchmark_completes_and_reports_the_largest_command(tmp_path: Pat
     for path in ("inprocess", "spark"):
         assert 0 < spark["commands"][path]["largest_mget_keys"] <= spark["commands"]["batch_chunk_size"]
     assert "spark_udf" in (out / "BENCHMARKS.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.mlflow
+def test_serving_load_benchmark_completes_with_both_worker_counts(tmp_path: Path, redis_url: str) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--size", "smoke", "--only", "serving_load", "--out", str(out),
+         "--work", str(tmp_path / "work"), "--redis-url", redis_url],
+        cwd=ROOT, capture_output=True, text=True, timeout=280, check=False,
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    load = results["serving_load"]
+    assert {(c["workers"], c["clients"], c["rows"]) for c in load["cells"]} == {
+        (w, c, r) for w in (1, 2) for c in (1, 8) for r in (1, 100)}
+    for cell in load["cells"]:
+        for model in ("augmented", "direct"):
+            assert cell[model]["n"] > 0 and cell[model]["requests_per_s"] > 0
+    statuses = {row["target"]: row["status"] for row in results["targets"]}
+    assert any("2 workers ÷ 1" in target for target in statuses)
+    assert "Served model under concurrent clients" in (out / "BENCHMARKS.md").read_text(encoding="utf-8")

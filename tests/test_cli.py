@@ -206,15 +206,33 @@ def test_train_rejects_a_model_that_is_not_an_estimator(capsys, demo, tmp_path):
     assert "collections.Counter' is not a scikit-learn estimator" in one_error_line(err)
 
 
-def test_train_unreachable_store(capsys, demo, tmp_path, down_config):
-    def latest_values(data):  # without a timestamp the training lookup reads the online store
+def test_train_unreachable_store(capsys, demo, tmp_path, make_config_dir):
+    def latest_values(data):  # without a timestamp and without an offline store the training lookup reads online
         del data["augmenter"]["timestamp_column"]
 
     recipe = recipe_variant(demo, tmp_path, "latest", latest_values)
-    code, _, err = run(capsys, "train", recipe, "--env", "down", "--config-dir", down_config, "--no-progress")
+    online_only = make_config_dir(down={
+        "feature_store": {"provider": "redis", "connection_timeout": 200, "retry_attempts": 0,
+                          "connection_info": {"redis_host": f"127.0.0.1:{free_port()}", "redis_mode": "standalone"}},
+        "data_lake": {"uri": f"file://{demo.data_lake}"},
+    })
+    code, _, err = run(capsys, "train", recipe, "--env", "down", "--config-dir", online_only, "--no-progress")
     assert code == 1
     line = one_error_line(err)
     assert "127.0.0.1:" in line and "'down'" in line
+
+
+def test_train_reads_the_offline_store_as_of_its_start_and_prints_it(capsys, demo, tmp_path, down_config, tracking):
+    def latest_values(data):
+        del data["augmenter"]["timestamp_column"]
+
+    recipe = recipe_variant(demo, tmp_path, "latest", latest_values)
+    code, out, err = run(capsys, "train", recipe, "--env", "down", "--config-dir", down_config, "--no-progress",
+                         "--tracking-uri", tracking, "--as-of", "2030-01-01T00:00:00Z")
+    assert code == 0, err  # the online store is down: every training lookup read the offline store
+    assert re.search(r"^as of:\s+2030-01-01T00:00:00Z", out, re.M), out
+    code, _, err = run(capsys, "train", recipe, *local(demo), "--as-of", "next tuesday")
+    assert code == 1 and "as_of must be a datetime or ISO 8601 text" in one_error_line(err)
 
 
 # --- lookup --------------------------------------------------------------------------------------

@@ -98,14 +98,14 @@ def columns_of(schema) -> list[tuple[str, str, bool]]:
 
 
 class Server:
-    def __init__(self, model_uri: str, env: dict[str, str], log: Path) -> None:
+    def __init__(self, model_uri: str, env: dict[str, str], log: Path, workers: int = 1) -> None:
         self.port = free_port()
         mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
         self.log = log
         with log.open("wb") as out:  # the server writes to its own copy of the file descriptor
             self.proc = subprocess.Popen(
                 [mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local",
-                 "-h", "127.0.0.1", "-p", str(self.port), "-w", "1"],
+                 "-h", "127.0.0.1", "-p", str(self.port), "-w", str(workers)],
                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         deadline = time.monotonic() + 90
@@ -409,3 +409,86 @@ def test_log_model_warns_when_an_augmenter_is_pinned_to_an_environment(project):
     pipe.set_params(augment__env="train")
     with mlflow.start_run(), pytest.warns(UserWarning, match="pinned to env='train'"):
         fs_mlflow.log_model(pipe, "model", input_example=X.head(2))
+
+
+def readme_curl(marker: str) -> list[str]:
+    """The README's curl command (backslash continuations joined) whose text holds ``marker``, as argv."""
+    import shlex
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    commands = text.replace("\\\n", " ").splitlines()
+    found = [line.strip() for line in commands if line.strip().startswith("curl ") and marker in line]
+    assert len(found) == 1, f"README.md should have one curl command with {marker!r}, found {found}"
+    return shlex.split(found[0])
+
+
+def serving_worker_pids(server: Server, redis_port: int) -> set[int]:
+    """The server's worker processes that hold a connection to the Redis server."""
+    import psutil
+
+    pids = set()
+    for child in psutil.Process(server.proc.pid).children(recursive=True):
+        try:
+            connections = child.net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            continue
+        if any(c.raddr and c.raddr.port == redis_port and c.status == psutil.CONN_ESTABLISHED for c in connections):
+            pids.add(child.pid)
+    return pids
+
+
+@pytest.mark.slow
+def test_two_workers_answer_concurrent_clients_as_in_process(project, tmp_path):
+    """``--workers 2``: 8 clients at once, every answer equals the in-process one; both workers looked up."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    import mlflow
+
+    pipe, X = fitted_pipeline(project["ages"])
+    with mlflow.start_run():
+        info = fs_mlflow.log_model(pipe, "model", input_example=X.head(3))
+    pool = pd.DataFrame({"user_id": [f"u{i}" for i in range(20)] + ["nobody", "u4"],
+                         "product_id": ["p1", "p2", "p3"] * 7 + [None]})
+    rng = random.Random(7)
+    requests = []
+    for _ in range(8 * 12):
+        rows = pool.iloc[rng.sample(range(len(pool)), rng.randint(1, 5))].reset_index(drop=True)
+        method = rng.choice(["predict", "predict_proba"])
+        expected = getattr(pipe, method)(rows)
+        split = {"columns": list(rows.columns), "data": rows.astype(object).where(rows.notna(), None).values.tolist()}
+        requests.append(({"dataframe_split": split, "params": {"predict_method": method}}, expected))
+
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    server = Server(info.model_uri, env, tmp_path / "serve.log", workers=2)
+    try:
+        def client(c: int) -> int:
+            for payload, expected in requests[c::8]:
+                np.testing.assert_allclose(np.asarray(server.invoke(payload), dtype=float), expected,
+                                           rtol=0, atol=1e-12)
+            return len(requests[c::8])
+
+        deadline = time.monotonic() + 120
+        pids: set[int] = set()
+        answered = 0
+        with ThreadPoolExecutor(8) as clients:
+            while len(pids) < 2 and time.monotonic() < deadline:  # uvicorn balances by accept(): repeat if needed
+                answered += sum(clients.map(client, range(8)))
+                pids = serving_worker_pids(server, project["redis"].connection_pool.connection_kwargs["port"])
+        assert answered >= len(requests)
+        assert len(pids) == 2, f"workers with a Redis connection: {pids}"
+
+        # the README's probability request, as written there (its ids are unknown here: defaults)
+        argv = readme_curl('"predict_method": "predict_proba"')
+        argv = [a.replace("localhost:5001", f"127.0.0.1:{server.port}") for a in argv]
+        if shutil.which(argv[0]):
+            body = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout
+        else:
+            data = json.loads(argv[argv.index("-d") + 1])
+            body = json.dumps({"predictions": server.invoke(data)})
+        sent = json.loads(argv[argv.index("-d") + 1])["dataframe_split"]
+        expected = pipe.predict_proba(pd.DataFrame(sent["data"], columns=sent["columns"]))
+        np.testing.assert_allclose(np.asarray(json.loads(body)["predictions"]), expected, rtol=0, atol=1e-12)
+    finally:
+        server.stop()

@@ -39,3 +39,6 @@ def test_quickstart_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     assert "test ROC AUC 0." in text
     assert "mlflow models serve -m models:/" in text
     assert list(tmp_path.glob("fs_augment_quickstart_*/mlflow.db"))  # logged under the temporary folder
+    assert "report: " in text and " 8 charts" in text  # the report of the logged model, one chart a feature
+    assert any("srcdoc=" in o.get("data", {}).get("text/html", "") for o in outputs)
+    assert list(tmp_path.glob("fs_augment_quickstart_*/report.html"))

@@ -28,7 +28,7 @@ def spine_column(spine: pd.DataFrame, column: str, what: str) -> pd.Series:
     if column not in spine.columns:
         raise SpineError(f"{what} column {column!r} is not in the spine; the spine has columns: "
                          f"{', '.join(map(str, spine.columns)) or 'none'}")
-    values = spine[column]
+    values: pd.Series | pd.DataFrame = spine[column]  # a frame when the name is duplicated
     if isinstance(values, pd.DataFrame):
         raise SpineError(f"the spine has more than one column named {column!r}")
     return values
@@ -82,7 +82,8 @@ def text_objects(values: pa.ChunkedArray) -> np.ndarray:
     words = np.empty(len(encoded.dictionary) + 1, dtype=object)
     words[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
     words[-1] = None
-    return words[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
+    texts: np.ndarray = words[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
+    return texts
 
 
 def aligned_values(table: pa.Table, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:

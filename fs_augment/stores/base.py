@@ -27,6 +27,7 @@ from fs_augment.errors import StoreError
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+    from pandas.api.typing import NaTType
 
     from fs_augment.recipe import FeatureGroup
 
@@ -175,6 +176,8 @@ class OfflineStore(_Closable, ABC):
         spine: pd.DataFrame,
         groups: Sequence[FeatureGroup],
         timestamp_column: str,
+        *,
+        as_of: pd.Timestamp | None = None,
     ) -> dict[str, Any]:
         """Point-in-time correct feature values for every spine row.
 
@@ -186,6 +189,10 @@ class OfflineStore(_Closable, ABC):
             ``datetime64[..., UTC]``. Its index is a plain RangeIndex.
         groups : sequence of FeatureGroup
         timestamp_column : str
+        as_of : Timestamp, optional
+            Ignore the rows created after this time: created is the row's
+            ``created_timestamp`` where the table has one and it is not null,
+            else its ``event_timestamp``.
 
         Returns
         -------
@@ -193,6 +200,18 @@ class OfflineStore(_Closable, ABC):
             ``"namespace:feature"`` → array-like of values aligned with the
             spine's rows, None/NaN where no row is at or before the row's time
             (or the newest such row is older than the group's ``max_age``).
+        """
+
+    @abstractmethod
+    def latest_as_of(self, spine: pd.DataFrame, groups: Sequence[FeatureGroup], as_of: pd.Timestamp) -> dict[str, Any]:
+        """The latest values each spine row's entities had at ``as_of``, from the rows created by then.
+
+        The row of an entity is the one :meth:`read_latest` would have picked
+        at ``as_of``: the latest by ``event_timestamp`` of the rows created
+        (as for :meth:`point_in_time`) at or before ``as_of``. With a group's
+        ``max_age``, a row more than ``max_age`` older than ``as_of`` gives
+        missing values. ``spine`` is as for :meth:`point_in_time`, without
+        times; the result is aligned with its rows.
         """
 
     @abstractmethod
@@ -226,12 +245,12 @@ class OfflineStore(_Closable, ABC):
         """
 
     @abstractmethod
-    def newest_timestamp(self, namespace: str) -> pd.Timestamp | None:
+    def newest_timestamp(self, namespace: str) -> pd.Timestamp | NaTType | None:
         """The newest ``event_timestamp`` of a namespace's table, in UTC.
 
         Returns
         -------
-        Timestamp or None
+        Timestamp, NaT or None
             None when the table has no ``event_timestamp`` column (its rows
             have no time); ``NaT`` when no row has one.
 
@@ -242,34 +261,6 @@ class OfflineStore(_Closable, ABC):
         StoreError
             The table cannot be read.
         """
-
-    def row_reader(self, shape: RowShape) -> Callable[[Sequence[str]], list[Any]]:
-        """A reader of one entity row in this ``shape``, worked out once and called per request.
-
-        The served request's path: the reader takes one entity key text per slot and returns
-        the decoded values flat, namespace by namespace and feature by feature (None where
-        absent), in one round trip. It reads what :meth:`fetch` would, with ``online=True``;
-        a backend may override it to skip the per-call bookkeeping of ``fetch``.
-
-        Parameters
-        ----------
-        shape : sequence of (namespace, features, entity column, slot)
-            What each namespace reads, and which of the texts keys it.
-
-        Returns
-        -------
-        callable
-            ``reader(texts) -> list``; raises what :meth:`fetch` raises.
-        """
-        requests = tuple((namespace, tuple(features), column, slot) for namespace, features, column, slot in shape)
-        fetch = self.fetch
-
-        def read(texts: Sequence[str]) -> list[Any]:
-            result = fetch([FeatureRequest(namespace, features, [texts[slot]], column)
-                            for namespace, features, column, slot in requests], online=True)
-            return [values[0] if values else None for per_request in result for values in per_request]
-
-        return read
 
     @abstractmethod
     def list_features(self, namespace: str) -> list[str]:
@@ -288,6 +279,8 @@ class OfflineStore(_Closable, ABC):
         data_lake_uri: str,
         groups: Sequence[FeatureGroup],
         timestamp_column: str,
+        *,
+        as_of: pd.Timestamp | None = None,
     ) -> tuple[pd.DataFrame, pa.Table]:
         """The rows of a Loader SQL query and their point-in-time correct features, in one query.
 
@@ -303,6 +296,8 @@ class OfflineStore(_Closable, ABC):
             Where the Loader SQL runs (:meth:`joins_queries_of` is True for it).
         groups : sequence of FeatureGroup
         timestamp_column : str
+        as_of : Timestamp, optional
+            Ignore the rows created after this time, as :meth:`point_in_time` does.
 
         Returns
         -------

@@ -21,6 +21,10 @@ parquet store's (:mod:`fs_augment.stores.offline`) unless said otherwise:
   or ``DATE``, read as ``event_timestamp`` is), a row is used for a spine row
   only if it was created at or before the row's time; null means known at its
   ``event_timestamp``. The latest of the rows known by then wins.
+* **As of a time.** With ``as_of``, rows created after it are ignored
+  (created: ``created_timestamp`` where the table has it and it is not null,
+  else ``event_timestamp``), compared at BigQuery's microseconds (a time with
+  nanoseconds is floored, which compares the same with microsecond times).
 * **Times** are compared in UTC. Spine times without a time zone are read as
   UTC, zoned ones are converted. ``event_timestamp`` may be ``TIMESTAMP``,
   ``DATETIME`` (read as UTC) or ``DATE`` (midnight UTC). BigQuery keeps
@@ -84,12 +88,13 @@ from fs_augment.config import mask_url
 from fs_augment.errors import (
     FeatureNotFoundError,
     FsAugmentError,
+    ParameterError,
     SpineError,
     StoreError,
     StoreUnavailableError,
     require,
 )
-from fs_augment.keys import CREATED_COLUMN, TIMESTAMP_COLUMN, entity_column_for, validate_name
+from fs_augment.keys import CREATED_COLUMN, TIMESTAMP_COLUMN, entity_column_for, parse_as_of, validate_name
 from fs_augment.recipe import FeatureGroup
 from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
@@ -108,6 +113,7 @@ from fs_augment.stores.bigquery_sql import (
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
+    from pandas.api.typing import NaTType
 
     from fs_augment.config import Config
 
@@ -159,13 +165,16 @@ def make_client(project: str, *, location: str | None = None, api_endpoint: str 
     other than Google's, such as a local emulator, which takes no credentials.
     """
     bq = require("google.cloud.bigquery", "bigquery")
+    client: bigquery.Client
     if api_endpoint is None:
-        return bq.Client(project=project, location=location)
+        client = bq.Client(project=project, location=location)
+        return client
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
 
-    return bq.Client(project=project, location=location, credentials=AnonymousCredentials(),
-                     client_options=ClientOptions(api_endpoint=api_endpoint))
+    client = bq.Client(project=project, location=location, credentials=AnonymousCredentials(),
+                       client_options=ClientOptions(api_endpoint=api_endpoint))
+    return client
 
 
 def _client_errors() -> tuple[type[BaseException], ...]:
@@ -487,6 +496,8 @@ class BigQueryOfflineStore(OfflineStore):
         spine: pd.DataFrame,
         groups: Sequence[FeatureGroup],
         timestamp_column: str,
+        *,
+        as_of: Any = None,
     ) -> dict[str, Any]:
         """Point-in-time correct feature values for every spine row, joined inside BigQuery.
 
@@ -502,6 +513,9 @@ class BigQueryOfflineStore(OfflineStore):
             column and the table's entity column.
         timestamp_column : str
             The spine column with each row's time.
+        as_of : datetime, optional
+            Ignore the rows created after this time (UTC if naive; see the
+            module documentation).
 
         Returns
         -------
@@ -520,6 +534,27 @@ class BigQueryOfflineStore(OfflineStore):
         StoreUnavailableError
             BigQuery could not be reached after the retries.
         """
+        stamp = None if as_of is None else parse_as_of(as_of)
+        return self._join(spine, groups, timestamp_column, stamp, latest=False)
+
+    def latest_as_of(self, spine: pd.DataFrame, groups: Sequence[FeatureGroup], as_of: Any) -> dict[str, Any]:
+        """The latest values each spine row's entities had at ``as_of``, from the rows created by then.
+
+        The row of an entity is the one :meth:`read_latest` would have picked
+        at ``as_of`` (ties as described in the module documentation); with the
+        group's ``max_age``, a row more than ``max_age`` older than ``as_of``
+        gives missing values. See :meth:`OfflineStore.latest_as_of`.
+        """
+        if as_of is None:
+            raise ParameterError("latest_as_of needs a time as_of, got None")
+        stamp = parse_as_of(as_of)
+        columns = list(dict.fromkeys(g.entity_column for g in groups))
+        timed = spine[columns].copy() if len(spine.columns) else pd.DataFrame(index=spine.index)
+        timed["__as_of"] = pd.Series(stamp, index=spine.index, dtype="datetime64[ns, UTC]")
+        return self._join(timed, groups, "__as_of", stamp, latest=True)
+
+    def _join(self, spine: pd.DataFrame, groups: Sequence[FeatureGroup], timestamp_column: str,
+              as_of: pd.Timestamp | None, *, latest: bool) -> dict[str, Any]:
         n = len(spine)
         columns = list(dict.fromkeys(g.entity_column for g in groups))
         plans = [self._plan(g, f"e{columns.index(g.entity_column)}") for g in groups]
@@ -530,13 +565,17 @@ class BigQueryOfflineStore(OfflineStore):
                 f"g{i}_c{j}": pa.array([], t) for i, p in enumerate(plans) for j, t in enumerate(p.types)}})
         else:
             parameters = _max_age_parameters(groups, sqls)
-            action = "point-in-time join of namespace(s) " + ", ".join(repr(g.namespace) for g in groups)
+            if as_of is not None:
+                parameters.append(_as_of_parameter(as_of))
+            kind = "lookup of the latest rows" if latest else "point-in-time join"
+            action = f"{kind} of namespace(s) " + ", ".join(repr(g.namespace) for g in groups)
+            options = {"as_of": as_of is not None, "latest": latest}
             if rows.num_rows <= self.array_max_rows:
-                sql = point_in_time_sql(sqls, "UNNEST(@spine)")
+                sql = point_in_time_sql(sqls, "UNNEST(@spine)", **options)
                 result = self._query(sql, [*parameters, _array_parameter("spine", rows)], action)
             else:
                 with self._scratch_table(rows) as scratch:
-                    result = self._query(point_in_time_sql(sqls, scratch), parameters, action)
+                    result = self._query(point_in_time_sql(sqls, scratch, **options), parameters, action)
         row_ids = result.column("row_id").to_numpy()
         out: dict[str, Any] = {}
         for i, (group, plan) in enumerate(zip(groups, plans, strict=True)):
@@ -590,6 +629,8 @@ class BigQueryOfflineStore(OfflineStore):
         data_lake_uri: str,
         groups: Sequence[FeatureGroup],
         timestamp_column: str,
+        *,
+        as_of: Any = None,
     ) -> tuple[pd.DataFrame, pa.Table]:
         """The rows of a Loader SQL query and their point-in-time features, joined in one BigQuery query.
 
@@ -610,6 +651,8 @@ class BigQueryOfflineStore(OfflineStore):
         groups : sequence of FeatureGroup
         timestamp_column : str
             The Loader SQL's column of each row's time.
+        as_of : datetime, optional
+            Ignore the rows created after this time, as :meth:`point_in_time` does.
 
         Returns
         -------
@@ -632,11 +675,14 @@ class BigQueryOfflineStore(OfflineStore):
         entities, time = self._spine_sql(fields, columns, timestamp_column, data_lake_uri)
         plans = [self._plan(g, f"e{columns.index(g.entity_column)}") for g in groups]
         sqls = tuple(p.sql for p in plans)
-        query = spine_query_sql(sqls, sql, entities, time)
+        query = spine_query_sql(sqls, sql, entities, time, as_of=as_of is not None)
         logger.debug("point-in-time join with the Loader SQL of %s as its spine:\n%s", data_lake_uri, query)
         action = ("point-in-time join of the Loader SQL with namespace(s) "
                   + ", ".join(repr(g.namespace) for g in groups))
-        result = self._query(query, _max_age_parameters(groups, sqls), action, default_dataset=default_dataset)
+        parameters = _max_age_parameters(groups, sqls)
+        if as_of is not None:
+            parameters.append(_as_of_parameter(parse_as_of(as_of)))
+        result = self._query(query, parameters, action, default_dataset=default_dataset)
         names, columns = [], []
         for i, (group, plan) in enumerate(zip(groups, plans, strict=True)):
             for j, name in enumerate(group.qualified_names):
@@ -656,7 +702,7 @@ class BigQueryOfflineStore(OfflineStore):
         missing values are floats.
         """
         _, table = self.latest_table(group.namespace, group.features, group.entity_column, with_time=True)
-        frame = table.to_pandas()
+        frame: pd.DataFrame = table.to_pandas()
         if TIMESTAMP_COLUMN in frame.columns:
             frame[TIMESTAMP_COLUMN] = pd.to_datetime(frame[TIMESTAMP_COLUMN].to_numpy(dtype="int64"), unit="ns",
                                                      utc=True)
@@ -683,7 +729,7 @@ class BigQueryOfflineStore(OfflineStore):
             table = table.set_column(table.num_columns - 1, TIMESTAMP_COLUMN, column)
         return entity_column, table
 
-    def newest_timestamp(self, namespace: str) -> pd.Timestamp | None:
+    def newest_timestamp(self, namespace: str) -> pd.Timestamp | NaTType | None:
         """The newest ``event_timestamp`` of a namespace's table, in UTC (see :meth:`OfflineStore.newest_timestamp`)."""
         fields = {f.name: f for f in self._get_table(namespace).schema}
         if TIMESTAMP_COLUMN not in fields:
@@ -800,6 +846,12 @@ def _max_age_parameters(groups: Sequence[FeatureGroup], sqls: Sequence[TableSQL]
             parameters.append(bq.ScalarQueryParameter(f"max_age_us_{i}", "INT64", min(micros, _MAX_AGE_US_CAP)))
             parameters.append(bq.ScalarQueryParameter(f"max_age_rem_{i}", "INT64", rem))
     return parameters
+
+
+def _as_of_parameter(as_of: pd.Timestamp) -> Any:
+    """``@as_of``: the time floored to the microsecond (BigQuery's), which compares the same with its times."""
+    bq = require("google.cloud.bigquery", "bigquery")
+    return bq.ScalarQueryParameter("as_of", "TIMESTAMP", as_of.floor("us").to_pydatetime())
 
 
 def _spine_micros(spine: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -931,7 +983,8 @@ def _loaded_frame(table: pa.Table) -> pd.DataFrame:
         import db_dtypes
 
         mapping.update({pa.date32(): db_dtypes.DateDtype(), pa.time64("us"): db_dtypes.TimeDtype()})
-    return table.to_pandas(types_mapper=mapping.get)
+    frame: pd.DataFrame = table.to_pandas(types_mapper=mapping.get)
+    return frame
 
 
 def open_bigquery_store(config: Config) -> BigQueryOfflineStore:

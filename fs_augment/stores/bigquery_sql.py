@@ -182,7 +182,7 @@ def spine_columns(groups: Sequence[TableSQL]) -> tuple[str, ...]:
     return ("row_id", *entities, "ts", *(("ts_rem",) if any(g.max_age for g in groups) else ()))
 
 
-def point_in_time_sql(groups: tuple[TableSQL, ...], spine: str) -> str:
+def point_in_time_sql(groups: tuple[TableSQL, ...], spine: str, *, as_of: bool = False, latest: bool = False) -> str:
     """The point-in-time query over ``groups``.
 
     Parameters
@@ -193,6 +193,14 @@ def point_in_time_sql(groups: tuple[TableSQL, ...], spine: str) -> str:
         Where the spine rows are: ``UNNEST(@spine)`` (an ``ARRAY<STRUCT>``
         parameter) or a quoted scratch table; its columns are
         :func:`spine_columns`.
+    as_of : bool
+        Ignore the rows created after the ``TIMESTAMP`` parameter ``@as_of``:
+        created is ``created_timestamp`` where the table has it and it is not
+        null, else ``event_timestamp``.
+    latest : bool
+        Give each spine row its entity's latest row whatever the row's time
+        (the spine's ``ts`` is then ``@as_of`` in every row, the time
+        ``max_age`` is measured from).
 
     Returns
     -------
@@ -209,24 +217,41 @@ def point_in_time_sql(groups: tuple[TableSQL, ...], spine: str) -> str:
     (True, True)
     """
     columns = ", ".join(f"s.{c}" for c in spine_columns(groups))
-    return f"WITH spine AS (SELECT {columns} FROM {spine} AS s),\n{_join_sql(groups)}"
+    return f"WITH spine AS (SELECT {columns} FROM {spine} AS s),\n{_join_sql(groups, as_of=as_of, latest=latest)}"
+
+
+def _created_by(group: TableSQL, bound: str) -> str | None:
+    """The condition that row ``t`` was created at or before ``bound`` (None: nothing tells when it was)."""
+    if group.created is None:
+        return None if group.time is None else f"{group.time} <= {bound}"
+    if group.time is None:
+        return f"({group.created} IS NULL OR {group.created} <= {bound})"
+    return f"COALESCE({group.created}, {group.time}) <= {bound}"
 
 
 @lru_cache(maxsize=256)
-def _join_sql(groups: tuple[TableSQL, ...], found: str | None = None) -> str:
+def _join_sql(groups: tuple[TableSQL, ...], found: str | None = None, as_of: bool = False,
+              latest: bool = False) -> str:
     """Everything of :func:`point_in_time_sql` after the spine: generated once per set of groups.
 
     With ``found``, the final ``SELECT`` becomes one more CTE of that name, for a query to go on from.
+    ``as_of`` and ``latest`` are :func:`point_in_time_sql`'s.
     """
     ctes = []
     for i, group in enumerate(groups):
         conditions = [f"{group.entity} = s.{group.spine_entity}"]
-        if group.time is None:
+        if latest:  # the entity's latest row, whatever the spine row's time; a row without one is never used
+            if group.time is not None:
+                conditions.append(f"{group.time} IS NOT NULL")
+        elif group.time is None:
             conditions.append("s.ts IS NOT NULL")
         else:
             conditions.append(f"{group.time} <= s.ts")
-        if group.created is not None:  # known by then: no leakage from later backfills
+        if group.created is not None and not latest:  # known by then: no leakage from later backfills
             conditions.append(f"({group.created} IS NULL OR {group.created} <= s.ts)")
+        created_by = _created_by(group, "@as_of") if as_of else None
+        if created_by is not None:
+            conditions.append(created_by)
         if group.max_age:
             conditions.append(
                 f"TIMESTAMP_DIFF(s.ts, {group.time}, MICROSECOND) "
@@ -248,7 +273,8 @@ def _join_sql(groups: tuple[TableSQL, ...], found: str | None = None) -> str:
     return ",\n".join(ctes) + f"\n{final}"
 
 
-def spine_query_sql(groups: tuple[TableSQL, ...], loader_sql: str, entities: Mapping[str, str], time: str) -> str:
+def spine_query_sql(groups: tuple[TableSQL, ...], loader_sql: str, entities: Mapping[str, str], time: str, *,
+                    as_of: bool = False) -> str:
     """The point-in-time query over ``groups`` for the rows of a Loader SQL query, as one statement.
 
     The Loader SQL becomes a subquery (``loaded``). Each of its rows is keyed
@@ -314,7 +340,7 @@ def spine_query_sql(groups: tuple[TableSQL, ...], loader_sql: str, entities: Map
         f"WITH loaded AS (SELECT l.*, TO_JSON_STRING(STRUCT({', '.join(keyed)})) AS {LOADED_KEY}, "
         f"ROW_NUMBER() OVER () AS {LOADED_ROW} FROM (\n{body}\n) AS l),\n"
         f"spine AS (SELECT DISTINCT {', '.join([f'l.{LOADED_KEY} AS row_id', *keyed, *rem])} FROM loaded AS l),\n"
-        f"{_join_sql(groups, 'found')}\n"
+        f"{_join_sql(groups, 'found', as_of=as_of)}\n"
         f"SELECT l.* EXCEPT ({LOADED_KEY}, {LOADED_ROW}), {features}\n"
         f"FROM loaded AS l LEFT JOIN found ON found.row_id = l.{LOADED_KEY}\n"
         f"ORDER BY l.{LOADED_ROW}"

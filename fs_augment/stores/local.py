@@ -190,7 +190,7 @@ def _extend(index: _Index | None, entity_column: str, table: pa.Table, features:
 def _json_values(column: pa.ChunkedArray) -> list[Any]:
     """Python values as a JSON decoder would give them; NaN and null are None."""
     kind = column.type
-    values = column.to_pylist()
+    values: list[Any] = column.to_pylist()
     if pa.types.is_floating(kind):
         return [None if v is None or math.isnan(v) else v for v in values]
     if pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind) \

@@ -17,6 +17,14 @@ namespace:
   ``created_timestamp`` means known at its ``event_timestamp``. Among the rows
   known by then, the latest by ``event_timestamp`` wins as above, so a backfill
   never leaks into spine rows that happened before it.
+* **As of a time.** With ``as_of`` (:meth:`~ParquetOfflineStore.point_in_time`'s
+  keyword), rows created after it are ignored as if they had never been
+  written: created is ``created_timestamp`` where the table has it and it is
+  not null, else ``event_timestamp`` (a table with neither time cannot tell:
+  all its rows are used). So a lookup repeated later, after rows were appended
+  or backfilled, gives the same answer. :meth:`~ParquetOfflineStore.latest_as_of`
+  gives each entity the row :meth:`~ParquetOfflineStore.read_latest` would have
+  picked at ``as_of``.
 * **Ties.** Among several rows of one entity with the same timestamp, the last
   one in file order wins (files in name order, rows in file order). The same
   rule picks the row of :meth:`~ParquetOfflineStore.read_latest`.
@@ -52,7 +60,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,13 +69,22 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from fs_augment.errors import ConfigError, FeatureNotFoundError, RecipeError, StoreError
-from fs_augment.keys import CREATED_COLUMN, NAME_PATTERN, TIMESTAMP_COLUMN, entity_column_for, validate_name
+from fs_augment.errors import ConfigError, FeatureNotFoundError, ParameterError, RecipeError, StoreError
+from fs_augment.keys import (
+    CREATED_COLUMN,
+    NAME_PATTERN,
+    TIMESTAMP_COLUMN,
+    entity_column_for,
+    parse_as_of,
+    validate_name,
+)
 from fs_augment.recipe import FeatureGroup
 from fs_augment.stores._conversion import scatter, spine_entities, spine_stamps
 from fs_augment.stores.base import OfflineStore
 
 if TYPE_CHECKING:
+    from pandas.api.typing import NaTType
+
     from fs_augment.config import Config
 
 __all__ = ["ParquetOfflineStore", "open_parquet_store"]
@@ -343,21 +360,28 @@ class ParquetOfflineStore(OfflineStore):
             f"column {column!r} of namespace {table.namespace!r} in {table.location} has type {kind}; "
             "it must be a timestamp (with or without time zone) or a date")
 
-    def _rows_sql(self, table: _Table, entity_column: str, features: Sequence[str]) -> str:
+    def _rows_sql(self, table: _Table, entity_column: str, features: Sequence[str], as_of: int | None = None) -> str:
         """The namespace's usable rows: ``e`` (entity text), ``t`` (ns), ``k`` (order key), ``c0``...,
-        and, when the table has ``created_timestamp``, ``known`` (ns: created, else ``t``)."""
+        and, when the table has ``created_timestamp``, ``known`` (ns: created, else ``t``).
+
+        With ``as_of`` (ns since the epoch), only the rows created by then: ``known`` (``t`` for a
+        table without ``created_timestamp``) at or before it.
+        """
         values = ", ".join(f"{_quote(f)} AS c{i}" for i, f in enumerate(features))
         known, known_out = "", ""
         if table.has_created:
             known = f"coalesce({self._time_sql(table, CREATED_COLUMN)}, {self._time_sql(table)}) AS known, "
             known_out = "known, "
+        created_by = ""
+        if as_of is not None:
+            created_by = f" AND {'known' if table.has_created else 't'} <= {int(as_of)}::HUGEINT"
         return (
             f"SELECT e, t, {known_out}t * {_SCALE} + (file_index::HUGEINT << {_ROW_BITS}) + file_row_number AS k, "
             f"{', '.join(f'c{i}' for i in range(len(features)))} "
             f"FROM (SELECT {self._entity_sql(table, entity_column)} AS e, {self._time_sql(table)} AS t, {known}"
             f"file_index, file_row_number, {values} "
             f"FROM {_READ}) "
-            f"WHERE e IS NOT NULL AND t IS NOT NULL"
+            f"WHERE e IS NOT NULL AND t IS NOT NULL{created_by}"
         )
 
     # --- point in time -----------------------------------------------------
@@ -366,6 +390,8 @@ class ParquetOfflineStore(OfflineStore):
         spine: pd.DataFrame,
         groups: Sequence[FeatureGroup],
         timestamp_column: str,
+        *,
+        as_of: Any = None,
     ) -> dict[str, Any]:
         """Point-in-time correct feature values for every spine row.
 
@@ -381,6 +407,9 @@ class ParquetOfflineStore(OfflineStore):
             column and the file's entity column.
         timestamp_column : str
             The spine column with each row's time.
+        as_of : datetime, optional
+            Ignore the rows created after this time (UTC if naive; see the
+            module documentation).
 
         Returns
         -------
@@ -397,14 +426,78 @@ class ParquetOfflineStore(OfflineStore):
         StoreError
             A file cannot be read, or its entity or time column is unusable.
         """
+        limit = _as_of_ns(as_of)
+
+        def sql(table: _Table, entity: str, group: FeatureGroup, spine_entity: str, view: str) -> str:
+            if table.has_created:
+                return self._known_join_sql(table, entity, group, spine_entity, view, limit)
+            selected = ", ".join(f"f.c{i}" for i in range(len(group.features)))
+            age = ""
+            if group.max_age is not None and table.has_time:
+                age = f" WHERE s.t - f.t <= {round(group.max_age * 1e9)}"
+            return (
+                f"SELECT s.rn, {selected} "
+                f"FROM (SELECT rn, t, {spine_entity} AS e, "
+                f"t * {_SCALE} + {_LAST_POSITION} AS k FROM {_quote(view)} "
+                f"WHERE {spine_entity} IS NOT NULL AND t IS NOT NULL) AS s "
+                f"ASOF JOIN ({self._rows_sql(table, entity, group.features, limit)} AND t <= {_INT64_MAX}) AS f "
+                f"ON s.e = f.e AND s.k >= f.k{age}"
+            )
+
+        return self._join(spine, groups, timestamp_column, sql, "point-in-time join")
+
+    def latest_as_of(self, spine: pd.DataFrame, groups: Sequence[FeatureGroup], as_of: Any) -> dict[str, Any]:
+        """The latest values each spine row's entities had at ``as_of``, from the rows created by then.
+
+        Each entity gets the row :meth:`read_latest` would have picked at
+        ``as_of``: among the rows created at or before it (see the module
+        documentation), the one with the greatest ``event_timestamp``, ties to
+        the last in file order. With the group's ``max_age``, a row more than
+        ``max_age`` older than ``as_of`` gives missing values.
+
+        Parameters
+        ----------
+        spine : DataFrame
+            The entity columns of ``groups``, as for :meth:`point_in_time`.
+        groups : sequence of FeatureGroup
+        as_of : datetime
+            The time (UTC if naive).
+
+        Returns
+        -------
+        dict
+            ``"namespace:feature"`` → NumPy array aligned with the spine's rows.
+        """
+        limit = _as_of_ns(as_of)
+        if limit is None:
+            raise ParameterError("latest_as_of needs a time as_of, got None")
+
+        def sql(table: _Table, entity: str, group: FeatureGroup, spine_entity: str, view: str) -> str:
+            packed = ", ".join(["t := t", *(f"c{i} := c{i}" for i in range(len(group.features)))])
+            selected = ", ".join(f"f.v.c{i}" for i in range(len(group.features)))
+            age = ""
+            if group.max_age is not None and table.has_time:
+                age = f" WHERE {limit}::HUGEINT - f.v.t <= {round(group.max_age * 1e9)}"
+            return (
+                f"SELECT s.rn, {selected} "
+                f"FROM (SELECT rn, {spine_entity} AS e FROM {_quote(view)} WHERE {spine_entity} IS NOT NULL) AS s "
+                f"JOIN (SELECT e, arg_max(struct_pack({packed}), k) AS v "
+                f"FROM ({self._rows_sql(table, entity, group.features, limit)}) GROUP BY e) AS f "
+                f"ON s.e = f.e{age}"
+            )
+
+        return self._join(spine, groups, None, sql, "lookup of the latest rows")
+
+    def _join(self, spine: pd.DataFrame, groups: Sequence[FeatureGroup], timestamp_column: str | None,
+              sql: Callable[[_Table, str, FeatureGroup, str, str], str], action: str) -> dict[str, Any]:
+        """Register the spine (``rn``, ``t`` when timed, ``e<k>``), run ``sql(...)`` a group, scatter the rows."""
         import duckdb
 
         n = len(spine)
         columns = list(dict.fromkeys(g.entity_column for g in groups))
-        arrays: dict[str, pa.Array] = {
-            "rn": pa.array(np.arange(n, dtype=np.int64)),
-            "t": _spine_times(spine, timestamp_column),
-        }
+        arrays: dict[str, pa.Array] = {"rn": pa.array(np.arange(n, dtype=np.int64))}
+        if timestamp_column is not None:
+            arrays["t"] = _spine_times(spine, timestamp_column)
         for i, column in enumerate(columns):
             arrays[f"e{i}"] = spine_entities(spine, column)
         spine_table = pa.table(arrays)
@@ -418,25 +511,11 @@ class ParquetOfflineStore(OfflineStore):
                 table = self._table(group.namespace, cursor)
                 entity = self._entity_column(table, group.entity_column)
                 self._check_features(table, entity, group.features)
-                selected = ", ".join(f"f.c{i}" for i in range(len(group.features)))
-                age = ""
-                if group.max_age is not None and table.has_time:
-                    age = f" WHERE s.t - f.t <= {round(group.max_age * 1e9)}"
-                if table.has_created:
-                    sql = self._known_join_sql(table, entity, group, f"e{columns.index(group.entity_column)}", view)
-                else:
-                    sql = (
-                        f"SELECT s.rn, {selected} "
-                        f"FROM (SELECT rn, t, e{columns.index(group.entity_column)} AS e, "
-                        f"t * {_SCALE} + {_LAST_POSITION} AS k FROM {_quote(view)} "
-                        f"WHERE e{columns.index(group.entity_column)} IS NOT NULL AND t IS NOT NULL) AS s "
-                        f"ASOF JOIN ({self._rows_sql(table, entity, group.features)} AND t <= {_INT64_MAX}) AS f "
-                        f"ON s.e = f.e AND s.k >= f.k{age}"
-                    )
+                query = sql(table, entity, group, f"e{columns.index(group.entity_column)}", view)
                 try:
-                    result = _to_arrow(cursor.sql(sql, params={"files": list(table.files)}))
+                    result = _to_arrow(cursor.sql(query, params={"files": list(table.files)}))
                 except duckdb.Error as exc:
-                    raise StoreError(f"point-in-time join of namespace {group.namespace!r} over {table.location} "
+                    raise StoreError(f"{action} of namespace {group.namespace!r} over {table.location} "
                                      f"failed: {exc}") from exc
                 rows = result.column(0).to_numpy()
                 for i, name in enumerate(group.qualified_names):
@@ -445,13 +524,15 @@ class ParquetOfflineStore(OfflineStore):
             cursor.close()  # also drops the registered view
         return out
 
-    def _known_join_sql(self, table: _Table, entity: str, group: FeatureGroup, spine_entity: str, view: str) -> str:
+    def _known_join_sql(self, table: _Table, entity: str, group: FeatureGroup, spine_entity: str, view: str,
+                        as_of: int | None = None) -> str:
         """The point-in-time join of a table with ``created_timestamp``.
 
         An ASOF join cannot skip rows not yet known at the spine time, so each
         spine row is joined to every row of its entity that happened and was
-        known by then, and ``arg_max`` over the order key keeps the latest of
-        them (ties: last in file order); ``max_age`` then applies to that row.
+        known by then (and by ``as_of``), and ``arg_max`` over the order key
+        keeps the latest of them (ties: last in file order); ``max_age`` then
+        applies to that row.
         """
         packed = ", ".join(["t := f.t", *(f"c{i} := f.c{i}" for i in range(len(group.features)))])
         selected = ", ".join(f"v.c{i}" for i in range(len(group.features)))
@@ -463,7 +544,7 @@ class ParquetOfflineStore(OfflineStore):
             f"SELECT s.rn, s.t AS st, arg_max(struct_pack({packed}), f.k) AS v "
             f"FROM (SELECT rn, t, {spine_entity} AS e FROM {_quote(view)} "
             f"WHERE {spine_entity} IS NOT NULL AND t IS NOT NULL) AS s "
-            f"JOIN ({self._rows_sql(table, entity, group.features)}) AS f "
+            f"JOIN ({self._rows_sql(table, entity, group.features, as_of)}) AS f "
             f"ON s.e = f.e AND f.t <= s.t AND f.known <= s.t "
             f"GROUP BY s.rn, s.t){age}"
         )
@@ -521,7 +602,7 @@ class ParquetOfflineStore(OfflineStore):
             cursor.close()
         return entity, result
 
-    def newest_timestamp(self, namespace: str) -> pd.Timestamp | None:
+    def newest_timestamp(self, namespace: str) -> pd.Timestamp | NaTType | None:
         """The newest ``event_timestamp`` of a namespace, in UTC (see :meth:`OfflineStore.newest_timestamp`)."""
         import duckdb
 
@@ -556,7 +637,7 @@ class ParquetOfflineStore(OfflineStore):
         (``datetime64[ns, UTC]``) holds each latest row's time.
         """
         _, table = self.latest_table(group.namespace, group.features, group.entity_column, with_time=True)
-        frame = table.to_pandas(types_mapper=_NULLABLE_INTS.get)
+        frame: pd.DataFrame = table.to_pandas(types_mapper=_NULLABLE_INTS.get)
         if TIMESTAMP_COLUMN in frame.columns:
             frame[TIMESTAMP_COLUMN] = pd.to_datetime(frame[TIMESTAMP_COLUMN].to_numpy(dtype="int64"), unit="ns",
                                                      utc=True)
@@ -571,6 +652,13 @@ _NULLABLE_INTS = {
 
 
 # --- spine ---------------------------------------------------------------------
+
+def _as_of_ns(as_of: Any) -> int | None:
+    """``as_of`` (a datetime, UTC if naive, or None) as nanoseconds since the epoch."""
+    if as_of is None:
+        return None
+    return int(parse_as_of(as_of).value)
+
 
 def _spine_times(spine: pd.DataFrame, column: str) -> pa.Array:
     """The spine's times as int64 nanoseconds since the epoch (UTC), null for NaT."""

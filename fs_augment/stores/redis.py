@@ -64,7 +64,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import Any
+from typing import Any, TypedDict
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -528,7 +528,7 @@ class RedisStore(OnlineStore):
     def _adopt(self, client: redis.Redis | RedisCluster) -> None:
         self._cluster = isinstance(client, RedisCluster)
         self.name = "redis-cluster" if self._cluster else "redis"
-        if self._cluster:
+        if isinstance(client, RedisCluster):
             self._mget = client.mget_nonatomic
             self._mget_chunks = self._cluster_mget_chunks
         else:
@@ -556,7 +556,7 @@ class RedisStore(OnlineStore):
 
     def _cluster_mget_chunks(self, chunks: list[list[str]]) -> list[list[Any]]:
         client = self._client
-        assert client is not None
+        assert isinstance(client, RedisCluster)
         return [client.mget_nonatomic(chunk) for chunk in chunks]
 
     def close(self) -> None:
@@ -673,8 +673,8 @@ class RedisStore(OnlineStore):
         return written
 
     def _send(self, client: redis.Redis | RedisCluster, runs: list[list[tuple[str, str]]],
-              expiry: dict[str, int]) -> None:
-        if not expiry and self._cluster:
+              expiry: _Expiry) -> None:
+        if not expiry and isinstance(client, RedisCluster):
             client.mset_nonatomic({key: value for run in runs for key, value in run})
             return
         pipe = client.pipeline(transaction=False)
@@ -713,13 +713,13 @@ class RedisStore(OnlineStore):
         keys, complete = self._call(self._scan, pattern, True)
         return bool(keys) or not complete
 
-    def _scan(self, pattern: str, first_only: bool) -> tuple[list[bytes], bool]:
+    def _scan(self, pattern: str, first_only: bool) -> tuple[list[bytes | str], bool]:
         client = self.client
         if isinstance(client, RedisCluster):
             nodes = [client.get_redis_connection(node) for node in client.get_primaries()]
         else:
             nodes = [client]
-        found: list[bytes] = []
+        found: list[bytes | str] = []
         calls, budget = 0, max(1, SCAN_MAX_KEYS // SCAN_COUNT)
         deadline = time.monotonic() + SCAN_MAX_SECONDS
         for node in nodes:
@@ -800,7 +800,14 @@ class RedisStore(OnlineStore):
         return text
 
 
-def _expiry(ttl: float | None) -> dict[str, int]:
+class _Expiry(TypedDict, total=False):
+    """The expiry arguments of a Redis ``SET``: whole seconds or milliseconds."""
+
+    ex: int
+    px: int
+
+
+def _expiry(ttl: float | None) -> _Expiry:
     if ttl is None:
         return {}
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:

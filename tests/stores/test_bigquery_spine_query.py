@@ -282,6 +282,12 @@ def test_the_join_in_place_keeps_ties_max_age_created_timestamp_and_missing_keys
     assert got["shop_ratings__rating"].tolist()[:2] == [3.0, 4.0] \
         and got["shop_ratings__rating"].iloc[3:5].tolist() == [3.0, 3.0]
     assert got["shop_ratings__rating"].iloc[[2, 5, 6, 7]].isna().all()
+    # as_of before the backfill was created: the join in place never uses its row, as the loaded spine's
+    as_of = t0 + 40 * s
+    expected = FeatureStoreAugmenter(recipe, as_of=as_of).fit_transform(spine)
+    got = FeatureStoreAugmenter(recipe, as_of=as_of).fit_transform(fs_augment.SpineQuery(sql))
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["user_scores__score"].tolist()[:3] == [2.5, 2.5, 2.5]
 
 # --- fs-augment train ----------------------------------------------------------------------------
 
