@@ -165,7 +165,7 @@ class _Texts:
         self.index = [{value: i for i, value in enumerate(r)} if r else {} for r in refs]
         self.lookup = [pd.Index(list(r) if r else [], dtype=object) for r in refs]
         self.width = max((len(i) for i in self.index), default=0) + 1
-        self.expected = []
+        self.expected: list[np.ndarray | None] = []
         for r in refs:
             if r:
                 shares = list(r.values())
@@ -315,10 +315,10 @@ class DriftMonitor:
             delta[start:start + numbers.width] = np.bincount(np.searchsorted(numbers.edges[j], present, side="left"),
                                                              minlength=numbers.width)
         for j, at in enumerate(self._text_at):
-            values = pd.Series(columns[self.columns[at]], dtype=object)
-            absent = values.isna().to_numpy()
+            text = pd.Series(columns[self.columns[at]], dtype=object)
+            absent = text.isna().to_numpy()
             delta[1 + at] = int(absent.sum())
-            codes = texts.lookup[j].get_indexer(values[~absent])
+            codes = texts.lookup[j].get_indexer(pd.Index(text[~absent], dtype=object))
             codes[codes < 0] = len(texts.index[j])
             start = self._cats_at + j * texts.width
             delta[start:start + texts.width] = np.bincount(codes, minlength=texts.width)
@@ -354,9 +354,8 @@ class DriftMonitor:
                            "category_shift": None}
         for j, at in enumerate(self._number_at):
             expected = self._numbers.expected[j]
-            counts = bins[j, : len(expected)] if expected is not None else None
-            if counts is not None and counts.sum():
-                out[self.columns[at]]["psi"] = psi(counts, expected)
+            if expected is not None and bins[j, : len(expected)].sum():
+                out[self.columns[at]]["psi"] = psi(bins[j, : len(expected)], expected)
         for j, at in enumerate(self._text_at):
             expected = self._texts.expected[j]
             if expected is not None and cats[j].sum():
