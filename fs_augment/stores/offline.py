@@ -115,6 +115,15 @@ _TIME_TYPES_US = frozenset({"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTA
 _TIME_TYPES_NS = frozenset({"TIMESTAMP_NS", "TIMESTAMPTZ_NS", "TIMESTAMP_NS WITH TIME ZONE"})
 
 
+
+def _newest(count: int, row: str = "", *, with_time: bool = True) -> str:
+    """``arg_max(struct_pack(...), k)``: the time ``t`` and the ``count`` columns ``c0, c1, ...``
+    of the row with the greatest order key ``k`` (ties: last in file order), ``row`` their alias prefix.
+    """
+    fields = [*([f"t := {row}t"] if with_time else []), *(f"c{i} := {row}c{i}" for i in range(count))]
+    return f"arg_max(struct_pack({', '.join(fields)}), {row}k)"
+
+
 def _quote(identifier: str) -> str:
     """A SQL identifier in double quotes, embedded quotes doubled."""
     return '"' + identifier.replace('"', '""') + '"'
@@ -473,7 +482,6 @@ class ParquetOfflineStore(OfflineStore):
             raise ParameterError("latest_as_of needs a time as_of, got None")
 
         def sql(table: _Table, entity: str, group: FeatureGroup, spine_entity: str, view: str) -> str:
-            packed = ", ".join(["t := t", *(f"c{i} := c{i}" for i in range(len(group.features)))])
             selected = ", ".join(f"f.v.c{i}" for i in range(len(group.features)))
             age = ""
             if group.max_age is not None and table.has_time:
@@ -481,7 +489,7 @@ class ParquetOfflineStore(OfflineStore):
             return (
                 f"SELECT s.rn, {selected} "
                 f"FROM (SELECT rn, {spine_entity} AS e FROM {_quote(view)} WHERE {spine_entity} IS NOT NULL) AS s "
-                f"JOIN (SELECT e, arg_max(struct_pack({packed}), k) AS v "
+                f"JOIN (SELECT e, {_newest(len(group.features))} AS v "
                 f"FROM ({self._rows_sql(table, entity, group.features, limit)}) GROUP BY e) AS f "
                 f"ON s.e = f.e{age}"
             )
@@ -534,14 +542,13 @@ class ParquetOfflineStore(OfflineStore):
         keeps the latest of them (ties: last in file order); ``max_age`` then
         applies to that row.
         """
-        packed = ", ".join(["t := f.t", *(f"c{i} := f.c{i}" for i in range(len(group.features)))])
         selected = ", ".join(f"v.c{i}" for i in range(len(group.features)))
         age = ""
         if group.max_age is not None and table.has_time:
             age = f" WHERE st - v.t <= {round(group.max_age * 1e9)}"
         return (
             f"SELECT rn, {selected} FROM ("
-            f"SELECT s.rn, s.t AS st, arg_max(struct_pack({packed}), f.k) AS v "
+            f"SELECT s.rn, s.t AS st, {_newest(len(group.features), 'f.')} AS v "
             f"FROM (SELECT rn, t, {spine_entity} AS e FROM {_quote(view)} "
             f"WHERE {spine_entity} IS NOT NULL AND t IS NOT NULL) AS s "
             f"JOIN ({self._rows_sql(table, entity, group.features, as_of)}) AS f "
@@ -583,14 +590,13 @@ class ParquetOfflineStore(OfflineStore):
             table = self._table(namespace, cursor)
             entity = self._entity_column(table, entity_column)
             self._check_features(table, entity, features)
-            packed = ", ".join(f"c{i} := c{i}" for i in range(len(features)))
+            timed = with_time and table.has_time
             unpacked = ", ".join(f"v.c{i} AS {_quote(f)}" for i, f in enumerate(features))
-            if with_time and table.has_time:
-                packed += ", t := t"
+            if timed:
                 unpacked += f", CAST(v.t AS BIGINT) AS {_quote(TIMESTAMP_COLUMN)}"
             sql = (
                 f"SELECT e AS {_quote(entity)}, {unpacked} FROM ("
-                f"SELECT e, arg_max(struct_pack({packed}), k) AS v "
+                f"SELECT e, {_newest(len(features), with_time=timed)} AS v "
                 f"FROM ({self._rows_sql(table, entity, features)}) GROUP BY e) ORDER BY e"
             )
             try:
