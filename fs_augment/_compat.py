@@ -84,8 +84,38 @@ def one_text(value: str | float) -> Any:
     >>> one_text("KR")[0], len(one_text(float("nan")))
     ('KR', 1)
     """
+    if _ONE_TEXT is not None:  # a copy of a checked one-value array, its cell written through to_numpy's view
+        out = _ONE_TEXT.copy()
+        out.to_numpy(copy=False)[0] = value
+        return out
     holder = np.empty(1, dtype=object)
     holder[0] = value
     if STRING_ARRAY is None:
         return holder
     return STRING_ARRAY(holder, dtype=TEXT_DTYPE)
+
+
+def _writable_one_text() -> Any:
+    """A one-value ``str`` array whose copies take a cell through ``to_numpy(copy=False)``, or None.
+
+    ``StringArray.to_numpy(copy=False)`` gives the array's own object ndarray on pandas 3 (no
+    missing value to replace): writing a str or NaN there costs a fifth of the constructor's
+    checks. Whether this pandas still does so is tried here, once; where it does not, every
+    one-value array is built by the constructor (``tests/test_compat.py`` pins both).
+    """
+    if STRING_ARRAY is None:
+        return None
+    template = STRING_ARRAY(np.array([""], dtype=object), dtype=TEXT_DTYPE)
+    try:
+        probe = template.copy()
+        probe.to_numpy(copy=False)[0] = "x"
+        missing = template.copy()
+        missing.to_numpy(copy=False)[0] = np.nan
+        ok = (probe[0] == "x" and template[0] == "" and bool(missing.isna()[0])
+              and not probe.isna()[0] and probe.dtype == TEXT_DTYPE)
+    except (TypeError, ValueError):  # pragma: no cover - a read-only view
+        return None
+    return template if ok else None
+
+
+_ONE_TEXT: Any = _writable_one_text()

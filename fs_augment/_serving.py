@@ -156,7 +156,17 @@ def column_arrays(X: pd.DataFrame) -> list[tuple[Any, Any]]:
     if _GET_COLUMN_ARRAY is None:  # pragma: no cover - a pandas without it
         return [(label, series.array) for label, series in X.items()]
     get = _GET_COLUMN_ARRAY
-    return [(label, _as_extension_array(get(X, i))) for i, label in enumerate(X.columns)]
+    return [(label, _as_extension_array(get(X, i))) for i, label in enumerate(column_labels(X.columns))]
+
+
+def column_labels(columns: pd.Index) -> list[Any]:
+    """``list(columns)``; the labels of a ``str`` index read from its Arrow data (a quarter of the cost)."""
+    array = columns.array
+    if type(array) is _ArrowStringArray:
+        arrow = array.__arrow_array__()
+        if not arrow.null_count:  # a missing label is NaN in list(columns), None in Arrow's list
+            return arrow.to_pylist()  # type: ignore[no-any-return]
+    return list(columns)
 
 
 def _as_extension_array(array: Any) -> Any:

@@ -180,7 +180,10 @@ def get_adapter(env: str | None = None, config_dir: str | os.PathLike[str] | Non
         return given
     if _owner_pid != os.getpid():  # forked without the fork hook (a raw fork): start clean
         _forget_inherited()
-    request = (env, config_dir, os.environ.get(ENV_VARIABLE), os.environ.get(CONFIG_DIR_VARIABLE))
+    if env is not None and config_dir is not None:  # both given: the process environment has no say
+        request: tuple[object, object, str | None, str | None] = (env, config_dir, None, None)
+    else:
+        request = (env, config_dir, os.environ.get(ENV_VARIABLE), os.environ.get(CONFIG_DIR_VARIABLE))
     if config_dir is not None or request[3]:  # a relative ./config moves with cwd
         adapter = _by_request.get(request)
         if adapter is not None:

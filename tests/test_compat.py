@@ -110,6 +110,17 @@ def test_one_text_is_text_array_of_one_value(values):
             assert fast[0] == general[0] == value
 
 
+def test_one_text_arrays_are_independent_copies():
+    """Pins what one_text's fast path relies on: each array owns its cell, written through to_numpy's view."""
+    if _compat.PANDAS_3:
+        assert _compat._ONE_TEXT is not None, "this pandas' StringArray.to_numpy(copy=False) is no longer a view"
+    first, missing, second = _compat.one_text("KR"), _compat.one_text(np.nan), _compat.one_text("US")
+    assert (first[0], second[0]) == ("KR", "US") and pd.isna(missing[0])
+    assert list(pd.Series(missing).isna()) == [True] and list(pd.Series(first).isna()) == [False]
+    if _compat._ONE_TEXT is not None:
+        assert _compat._ONE_TEXT[0] == ""
+
+
 def test_text_array_turns_every_missing_value_into_nan():
     source = np.array(["a", None, np.nan, pd.NA], dtype=object)
     out = _compat.text_array(source)
