@@ -256,13 +256,15 @@ class FeatureStoreAdapter:
             spec's ``max_age``.
         """
         plan = self._plan_of(feature_specs)
-        if not isinstance(entity_keys, Mapping):
+        if type(entity_keys) is not dict and not isinstance(entity_keys, Mapping):
             raise SpineError(f"entity_keys must be a dict, got {type(entity_keys).__name__}")
-        texts: list[str | None] = []
-        for column, namespace in zip(plan.columns, plan.first_namespace, strict=True):
-            if column not in entity_keys:
-                raise missing_entity_column(column, list(entity_keys), [namespace])
-            texts.append(entity_to_text(entity_keys[column], column))
+        try:
+            texts = [entity_to_text(entity_keys[column], column) for column in plan.columns]
+        except KeyError:
+            for column, namespace in zip(plan.columns, plan.first_namespace, strict=True):
+                if column not in entity_keys:
+                    raise missing_entity_column(column, list(entity_keys), [namespace]) from None
+            raise
         return dict(zip(plan.names, self._latest_row(texts, plan, online=True), strict=True))
 
     # --- DataFrame level ---------------------------------------------------
@@ -418,12 +420,12 @@ class FeatureStoreAdapter:
         """The plan of ``specs``: a plan, a sequence of FeatureGroup, or the seed's list of dicts."""
         if type(specs) is LookupPlan:
             return specs
-        if isinstance(specs, (tuple, list)) and specs and all(isinstance(g, FeatureGroup) for g in specs):
-            return LookupPlan(specs)
-        if type(specs) is list:
+        if type(specs) is list and specs and type(specs[0]) is dict:  # the seed's specs, parsed once
             for seen, plan in self._parsed:
                 if seen == specs:
                     return plan
+        elif isinstance(specs, (tuple, list)) and specs and all(isinstance(g, FeatureGroup) for g in specs):
+            return LookupPlan(specs)
         plan = LookupPlan(parse_feature_specs(specs))
         if _plain_specs(specs):
             with self._parsed_lock:
@@ -503,7 +505,8 @@ class FeatureStoreAdapter:
     def _latest_row(self, texts: list[str | None], plan: LookupPlan, *, online: bool) -> list[Any]:
         """The latest values of one entity row (key text per entity column of ``plan``), flat in name order."""
         start = time.perf_counter()
-        if None in texts or (online and self.cache is not None):
+        unknown = None in texts
+        if unknown or (online and self.cache is not None):
             requests = [FeatureRequest(namespace, features, [] if (text := texts[at]) is None else [text], column)
                         for namespace, features, column, at in plan.requests]
             read = [column[0] if column else None for result in self._fetch(requests, online=online)
@@ -515,7 +518,7 @@ class FeatureStoreAdapter:
         else:
             values, stale, unreadable = read, None, None
         total = len(values)
-        if None in texts:  # a namespace without entity: its features are missing, not looked up
+        if unknown:  # a namespace without entity: its features are missing, not looked up
             total -= sum(w for w, (_, _, _, at) in zip(plan.widths, plan.requests, strict=True) if texts[at] is None)
         self._record("online" if online else "batch", time.perf_counter() - start, total, values.count(None),
                      stale, unreadable)

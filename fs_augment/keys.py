@@ -117,6 +117,7 @@ _EPOCH = _dt.datetime(1970, 1, 1)
 _EPOCH_UTC = _EPOCH.replace(tzinfo=_dt.UTC)
 _NS = 1_000_000_000
 _FRACTION = re.compile(r"[.,](\d{7,})")
+_fromisoformat = _dt.datetime.fromisoformat
 
 
 def parse_event_time(value: Any) -> int | None:
@@ -141,18 +142,23 @@ def parse_event_time(value: Any) -> int | None:
     kind = type(value)
     if kind is str:
         try:
-            moment = _dt.datetime.fromisoformat(value)
+            moment = _fromisoformat(value)
         except ValueError:
             raise ValueError(f"{value!r} is not an ISO 8601 time") from None
         since = moment - (_EPOCH if moment.tzinfo is None else _EPOCH_UTC)
         ns = ((since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds) * 1000
-        dot = value.find(".")
-        if dot < 0:
-            dot = value.find(",")
-        if 0 < dot < len(value) - 7 and value[dot + 7].isdigit():  # fromisoformat keeps microseconds
-            extra = _FRACTION.match(value, dot)
-            if extra is not None:
-                ns += int(extra.group(1)[6:9].ljust(3, "0"))
+        if len(value) > 26:  # room for a fraction finer than the microseconds fromisoformat keeps
+            dot = value.find(".")
+            if dot < 0:
+                dot = value.find(",")
+            if dot > 0 and value[dot + 1:dot + 8].isdigit():  # seven or more fraction digits
+                extra = value[dot + 7:dot + 10]
+                if len(extra) == 3 and extra.isdigit():  # nanoseconds: the reference writer's nine digits
+                    ns += int(extra)
+                else:  # seven or eight
+                    match = _FRACTION.match(value, dot)
+                    if match is not None:
+                        ns += int(match.group(1)[6:9].ljust(3, "0"))
         return ns
     if kind is int:
         whole_seconds: int = value
