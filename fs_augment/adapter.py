@@ -259,7 +259,8 @@ class FeatureStoreAdapter:
         if type(entity_keys) is not dict and not isinstance(entity_keys, Mapping):
             raise SpineError(f"entity_keys must be a dict, got {type(entity_keys).__name__}")
         try:
-            texts = [entity_to_text(entity_keys[column], column) for column in plan.columns]
+            texts = [value if type(value := entity_keys[column]) is str else entity_to_text(value, column)
+                     for column in plan.columns]
         except KeyError:
             for column, namespace in zip(plan.columns, plan.first_namespace, strict=True):
                 if column not in entity_keys:
@@ -512,35 +513,45 @@ class FeatureStoreAdapter:
             read = [column[0] if column else None for result in self._fetch(requests, online=online)
                     for column in result]
         else:  # every entity known, no cache: the store's one-row reader, worked out once per plan
-            read = self._read_row(cast("list[str]", texts), plan, online=online)
+            reader = self._row_readers.get(plan) or self._row_reader(plan)
+            try:
+                read = reader(cast("list[str]", texts))  # no None in texts here
+            except StoreError as exc:
+                read = self._row_failed(exc, plan, online=online)
+        stale: dict[str, int] | None = None
+        unreadable: dict[str, int] | None = None
         if plan.timed:
             values, stale, unreadable = self._fresh_row(read, plan)
         else:
-            values, stale, unreadable = read, None, None
+            values = read
         total = len(values)
         if unknown:  # a namespace without entity: its features are missing, not looked up
             total -= sum(w for w, (_, _, _, at) in zip(plan.widths, plan.requests, strict=True) if texts[at] is None)
-        self._record("online" if online else "batch", time.perf_counter() - start, total, values.count(None),
-                     stale, unreadable)
+        kind = "online" if online else "batch"
+        elapsed = time.perf_counter() - start
+        if not (stale or unreadable):
+            self.metrics.record_lookup(kind, elapsed, total, values.count(None))
+        else:
+            self.metrics.record(kind, elapsed, values=total, missing=values.count(None), stale=stale or None,
+                                unreadable_event_times=unreadable or None)
+        if self.debug_logging:
+            self._log_lookup(kind, elapsed, total, values.count(None))
         return values
 
-    def _read_row(self, texts: list[str], plan: LookupPlan, *, online: bool) -> list[Any]:
-        reader = self._row_readers.get(plan)
-        if reader is None:
-            if len(self._row_readers) >= _MAX_PARSED:  # plans come from a few recipes; never grow without bound
-                self._row_readers.clear()
-            reader = self._row_readers[plan] = self.online.row_reader(plan.requests)
-        try:
-            return reader(texts)
-        except StoreUnavailableError as exc:
-            if online and self.on_store_error == "default":
-                self._degrade(exc)
-                return [None] * sum(len(features) for _, features, _, _ in plan.requests)
-            self.metrics.record_error("online" if online else "batch", exc)
-            raise
-        except StoreError as exc:
-            self.metrics.record_error("online" if online else "batch", exc)
-            raise
+    def _row_reader(self, plan: LookupPlan) -> Callable[[Sequence[str]], list[Any]]:
+        """The online store's one-row reader of ``plan``, made on its first use."""
+        if len(self._row_readers) >= _MAX_PARSED:  # plans come from a few recipes; never grow without bound
+            self._row_readers.clear()
+        reader = self._row_readers[plan] = self.online.row_reader(plan.requests)
+        return reader
+
+    def _row_failed(self, exc: StoreError, plan: LookupPlan, *, online: bool) -> list[Any]:
+        """A failed one-row read: answered with missing values when the store is down and serving degrades."""
+        if isinstance(exc, StoreUnavailableError) and online and self.on_store_error == "default":
+            self._degrade(exc)
+            return [None] * sum(len(features) for _, features, _, _ in plan.requests)
+        self.metrics.record_error("online" if online else "batch", exc)
+        raise exc
 
     def _fresh_row(self, read: list[Any], plan: LookupPlan) -> tuple[list[Any], dict[str, int], dict[str, int]]:
         """One row's values (``read``: flat, event times included) with the namespaces older than max_age missing."""
@@ -577,8 +588,10 @@ class FeatureStoreAdapter:
         self.metrics.record(kind, elapsed, values=total, missing=missing, stale=stale or None,
                             unreadable_event_times=unreadable or None)
         if self.debug_logging:
-            logger.debug("%s lookup: %d keys, %d missing, %.3f ms (env %s)",
-                         kind, total, missing, elapsed * 1e3, self.env)
+            self._log_lookup(kind, elapsed, total, missing)
+
+    def _log_lookup(self, kind: str, elapsed: float, total: int, missing: int) -> None:
+        logger.debug("%s lookup: %d keys, %d missing, %.3f ms (env %s)", kind, total, missing, elapsed * 1e3, self.env)
 
     def _fetch(self, requests: list[FeatureRequest], *, online: bool,
                may_degrade: bool = True) -> list[list[list[Any]]]:

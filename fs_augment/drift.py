@@ -39,9 +39,9 @@ training one by more than ``missing_threshold`` (0.1); at most once every ``warn
 seconds. The clock is a parameter, so tests can move time.
 
 A monitor is thread safe: one lock guards its counts, one vector of integers a sub-window. A
-one-row update appends a count index a column to a buffer (``bisect`` finds a number's bin, a
-dict a text's category), which one ``np.bincount`` adds to the sub-window every 4096 indices and
-before a report; a batch update is ``np.searchsorted`` and ``np.bincount`` a column.
+one-row update (a served request) only appends its row to a buffer; every :data:`ROW_BUFFER`
+rows, and before a report or a move of the window, the buffered rows are counted as one batch.
+A batch update is ``np.searchsorted`` and ``np.bincount`` a column.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ import logging
 import math
 import threading
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -69,6 +68,8 @@ TOP = 20
 EPSILON = 1e-4
 #: Seconds between two looks at the report while serving (for the warning).
 CHECK_EVERY = 5.0
+#: One-row updates buffered before they are counted together.
+ROW_BUFFER = 4096
 _NUMBER_KINDS = ("int", "float", "bool")
 
 
@@ -241,14 +242,9 @@ class DriftMonitor:
         self._cats_at = self._bins_at + len(self._number_at) * wn
         self._size = self._cats_at + len(self._text_at) * wt
         self._counts = np.zeros((self.sub_windows, self._size), dtype=np.int64)
-        # what a one-row update reads: (column, edges or categories, where its counts start, its missing count)
-        self._number_plan = [(at, self._numbers.edges[j], self._bins_at + j * wn, 1 + at)
-                             for j, at in enumerate(self._number_at)]
-        self._text_plan = [(at, self._texts.index[j], self._cats_at + j * wt, len(self._texts.index[j]), 1 + at)
-                           for j, at in enumerate(self._text_at)]
-        self._other_plan = [(at, 1 + at) for at in self._other_at]
-        #: count indices of one-row updates not yet added to the current sub-window (one bincount per flush)
-        self._buffer: list[int] = []
+        self._epoch_ends = (self._epoch + 1) * self._slot_seconds
+        #: one-row updates not yet counted in the current sub-window (counted together, as a batch)
+        self._rows: list[Sequence[Any]] = []
         self._next_check = clock() + CHECK_EVERY
         self._last_warning = -math.inf
         self._metrics: Any = None
@@ -264,9 +260,10 @@ class DriftMonitor:
             self._metrics = metrics
 
     def _flush(self) -> None:  # under the lock
-        if self._buffer:
-            self._counts[self._epoch % self.sub_windows] += np.bincount(self._buffer, minlength=self._size)
-            self._buffer.clear()
+        if self._rows:
+            rows, self._rows = self._rows, []
+            columns = dict(zip(self.columns, zip(*rows, strict=True), strict=True))
+            self._counts[self._epoch % self.sub_windows] += self._delta(columns, len(rows))
 
     def _slot(self, now: float) -> int:  # under the lock: the current sub-window, the ring moved on to it
         epoch = math.floor(now / self._slot_seconds)
@@ -275,27 +272,22 @@ class DriftMonitor:
             for step in range(self._epoch + 1, min(epoch, self._epoch + self.sub_windows) + 1):
                 self._counts[step % self.sub_windows] = 0
             self._epoch = epoch
+            self._epoch_ends = (epoch + 1) * self._slot_seconds
         return self._epoch % self.sub_windows
 
     def observe_row(self, values: Sequence[Any]) -> None:
-        """Count one served row: its looked-up values (None or NaN: missing), in ``columns`` order."""
+        """Count one served row: its looked-up values (None or NaN: missing), in ``columns`` order.
+
+        The row is kept as it is (not copied) until the next :data:`ROW_BUFFER` rows are
+        counted together, or a report is made: do not change ``values`` afterwards.
+        """
         now = self.clock()
         with self._lock:
-            if math.floor(now / self._slot_seconds) > self._epoch:
+            if now >= self._epoch_ends:
                 self._slot(now)
-            add = self._buffer.append
-            add(0)
-            for at, edges, base, missing in self._number_plan:
-                value = values[at]
-                add(missing if value is None or value != value else base + bisect_left(edges, value))
-            for at, index, base, other, missing in self._text_plan:
-                value = values[at]
-                add(missing if value is None or value != value else base + index.get(value, other))
-            for at, missing in self._other_plan:  # the other columns: only whether missing
-                value = values[at]
-                if value is None or value != value:
-                    add(missing)
-            if len(self._buffer) >= 4096:
+            rows = self._rows
+            rows.append(values)
+            if len(rows) >= ROW_BUFFER:
                 self._flush()
         if now >= self._next_check:
             self._maybe_check(now)
@@ -304,6 +296,15 @@ class DriftMonitor:
         """Count ``rows`` served rows: ``columns`` maps each output column to its looked-up values."""
         if not rows:
             return
+        delta = self._delta(columns, rows)
+        now = self.clock()
+        with self._lock:
+            self._counts[self._slot(now)] += delta
+        if now >= self._next_check:
+            self._maybe_check(now)
+
+    def _delta(self, columns: Mapping[str, Any], rows: int) -> np.ndarray:
+        """The counts of ``rows`` rows (``columns``: each output column's values), one vector."""
         numbers, texts = self._numbers, self._texts
         delta = np.zeros(self._size, dtype=np.int64)
         delta[0] = rows
@@ -324,11 +325,7 @@ class DriftMonitor:
             delta[start:start + texts.width] = np.bincount(codes, minlength=texts.width)
         for at in self._other_at:
             delta[1 + at] = int(pd.Series(columns[self.columns[at]], dtype=object).isna().sum())
-        now = self.clock()
-        with self._lock:
-            self._counts[self._slot(now)] += delta
-        if now >= self._next_check:
-            self._maybe_check(now)
+        return delta
 
     # --- reading ---------------------------------------------------------------------------
     def report(self) -> dict[str, dict[str, Any]]:

@@ -70,6 +70,8 @@ POST_TIMEOUT = 2.0
 FLUSH_TIMEOUT = 2.0
 #: A failing endpoint is reported at WARNING at most this often (seconds); DEBUG otherwise.
 WARN_EVERY = 60.0
+#: Served one-row lookups queued (without the lock) before they are counted together.
+QUEUED = 1024
 
 
 class LookupMetrics:
@@ -105,11 +107,14 @@ class LookupMetrics:
         self._wake: threading.Event | None = None
         self._wake_every = 0
         self._drift: weakref.WeakSet[Any] = weakref.WeakSet()
+        #: one-row lookups recorded but not yet counted: (kind, seconds, values, missing)
+        self._queued: deque[tuple[str, float, int, int]] = deque()
         self.reset()
 
     def reset(self) -> None:
         """Forget every count (the cache's counters too, from now on)."""
         with self._lock:
+            self._queued.clear()
             self._lookups: dict[str, int] = defaultdict(int)
             self._latency: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=self._window))
             self._values: dict[str, int] = defaultdict(int)
@@ -164,6 +169,28 @@ class LookupMetrics:
                 for namespace, count in unreadable_event_times.items():
                     self._unreadable_times[namespace] += count
             self._tick()
+
+    def record_lookup(self, kind: str, seconds: float, values: int, missing: int) -> None:
+        """:meth:`record` of a lookup with nothing stale (the served one-row path), without taking the lock.
+
+        The lookup is queued (a deque's append is thread safe) and counted with the next
+        :data:`QUEUED` lookups, or when a snapshot is taken.
+        """
+        queued = self._queued
+        queued.append((kind, seconds, values, missing))
+        if len(queued) >= QUEUED or self._wake is not None:
+            with self._lock:
+                self._count_queued()
+                self._tick()
+
+    def _count_queued(self) -> None:  # under the lock
+        queued = self._queued
+        while queued:  # popleft: a lookup queued meanwhile is counted now or by the next call
+            kind, seconds, values, missing = queued.popleft()
+            self._lookups[kind] += 1
+            self._latency[kind].append(seconds)
+            self._values[kind] += values
+            self._missing[kind] += missing
 
     def record_features(self, rows: int, names: Sequence[str], missing_rate: Mapping[str, float],
                         invalid: Mapping[str, int] | None = None) -> None:
@@ -248,6 +275,7 @@ class LookupMetrics:
             ``category_shift``: see :mod:`fs_augment.drift`; empty unless a served model watches drift).
         """
         with self._lock:
+            self._count_queued()
             monitors = list(self._drift)
             latency = {}
             for kind, samples in self._latency.items():

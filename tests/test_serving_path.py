@@ -98,7 +98,8 @@ FRAMES = {
     "consolidated": pd.DataFrame(np.arange(6).reshape(2, 3), columns=["a", "b", "c"]),
     "duplicated labels": pd.DataFrame([[1, "x"]], columns=["a", "a"]),
     "non-string labels": pd.DataFrame({0: [1], 1.5: ["x"], ("t", 1): [None]}),
-    "a missing Arrow text label": pd.DataFrame([[1, 2]], columns=pd.Index(pd.array(["a", None], dtype="string[pyarrow]"))),
+    "a missing Arrow text label": pd.DataFrame([[1, 2]],
+                                               columns=pd.Index(pd.array(["a", None], dtype="string[pyarrow]"))),
     "Arrow text labels": pd.DataFrame([[1, 2]], columns=pd.Index(pd.array(["a", "b"], dtype="string[pyarrow]"))),
 }
 
