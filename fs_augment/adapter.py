@@ -561,17 +561,18 @@ class FeatureStoreAdapter:
         unreadable: dict[str, int] = {}
         at = 0
         for group, width, limit in zip(plan.groups, plan.widths, plan.max_age_ns, strict=True):
+            end = at + width
             if limit is None:
-                values += read[at:at + width]
-                at += width
+                values += read[at:end]
+                at = end
                 continue
-            stamp = read[at + width]
+            stamp = read[end]
             if stamp is not None and self._is_stale(stamp, limit, now, group.namespace, unreadable):
                 stale[group.namespace] = 1
                 values += [None] * width
             else:
-                values += read[at:at + width]
-            at += width + 1
+                values += read[at:end]
+            at = end + 1
         return values, stale, unreadable
 
     def _is_stale(self, stamp: Any, limit: int, now: int, namespace: str, unreadable: dict[str, int]) -> bool:
