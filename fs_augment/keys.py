@@ -120,6 +120,21 @@ _FRACTION = re.compile(r"[.,](\d{7,})")
 _fromisoformat = _dt.datetime.fromisoformat
 
 
+def _sub_microseconds(value: str) -> int:
+    """The nanoseconds beyond the microseconds of an ISO 8601 fraction (0 without a seventh digit)."""
+    dot = value.find(".")
+    if dot < 0:
+        dot = value.find(",")
+    if dot > 0 and value[dot + 1:dot + 8].isdigit():  # seven or more fraction digits
+        extra = value[dot + 7:dot + 10]
+        if len(extra) == 3 and extra.isdigit():  # nanoseconds: nine digits
+            return int(extra)
+        match = _FRACTION.match(value, dot)  # seven or eight
+        if match is not None:
+            return int(match.group(1)[6:9].ljust(3, "0"))
+    return 0
+
+
 def parse_event_time(value: Any) -> int | None:
     """The event time a stored (decoded) timestamp value holds, in nanoseconds since the Unix epoch (UTC).
 
@@ -150,17 +165,7 @@ def parse_event_time(value: Any) -> int | None:
             return (since.days * 86_400 + since.seconds) * _NS + int(value[20:29])
         ns = ((since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds) * 1000
         if len(value) > 26:  # room for a fraction finer than the microseconds fromisoformat keeps
-            dot = value.find(".")
-            if dot < 0:
-                dot = value.find(",")
-            if dot > 0 and value[dot + 1:dot + 8].isdigit():  # seven or more fraction digits
-                extra = value[dot + 7:dot + 10]
-                if len(extra) == 3 and extra.isdigit():  # nanoseconds: the reference writer's nine digits
-                    ns += int(extra)
-                else:  # seven or eight
-                    match = _FRACTION.match(value, dot)
-                    if match is not None:
-                        ns += int(match.group(1)[6:9].ljust(3, "0"))
+            ns += _sub_microseconds(value)
         return ns
     if kind is int:
         whole_seconds: int = value
