@@ -529,13 +529,14 @@ class FeatureStoreAdapter:
             total -= sum(w for w, (_, _, _, at) in zip(plan.widths, plan.requests, strict=True) if texts[at] is None)
         kind = "online" if online else "batch"
         elapsed = time.perf_counter() - start
+        missing = values.count(None)
         if not (stale or unreadable):
-            self.metrics.record_lookup(kind, elapsed, total, values.count(None))
+            self.metrics.record_lookup(kind, elapsed, total, missing)
         else:
-            self.metrics.record(kind, elapsed, values=total, missing=values.count(None), stale=stale or None,
-                                unreadable_event_times=unreadable or None)
+            self.metrics.record(kind, elapsed, values=total, missing=missing, stale=stale,
+                                unreadable_event_times=unreadable)
         if self.debug_logging:
-            self._log_lookup(kind, elapsed, total, values.count(None))
+            self._log_lookup(kind, elapsed, total, missing)
         return values
 
     def _row_reader(self, plan: LookupPlan) -> Callable[[Sequence[str]], list[Any]]:

@@ -153,10 +153,8 @@ class LookupMetrics:
             Namespace → entities whose event time could not be read (also stale).
         """
         with self._lock:
-            self._lookups[kind] += 1
-            self._latency[kind].append(seconds)
-            self._values[kind] += values
-            self._missing[kind] += missing
+            self._queued.append((kind, seconds, values, missing))
+            self._count_queued()  # what every lookup counts, counted in one place
             if by_feature:
                 for name, (n_values, n_missing) in by_feature.items():
                     self._values_by_feature[name] += n_values
